@@ -1,0 +1,120 @@
+//! The gateway's one error type. It knows where each failure came from
+//! (the client, the upstream, or the gateway itself) and maps to an HTTP
+//! problem response exactly once, at the edge of [`crate::gateway`].
+//!
+//! `Display` texts are for operators' logs and may name internal
+//! addresses; what clients see comes only from [`GatewayError::problem`].
+
+use std::time::Duration;
+
+use http::{HeaderValue, Method, Response, header};
+
+use crate::body::Body;
+use crate::config::source::Unconfigured;
+use crate::problem::{Problem, ProblemType};
+use crate::routing::PathError;
+
+/// Who is at fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    Client,
+    Upstream,
+    Gateway,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error("not configured: {0}")]
+    NotConfigured(#[from] Unconfigured),
+    #[error("malformed request path: {0}")]
+    BadPath(#[from] PathError),
+    /// The runtime handed over a request the core cannot represent.
+    #[error("malformed request: {0}")]
+    MalformedRequest(String),
+    #[error("no route matches")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: Vec<Method> },
+    #[error("upstream gave no response within {0:?}")]
+    UpstreamTimeout(Duration),
+    #[error("upstream unreachable: {0}")]
+    UpstreamUnreachable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl GatewayError {
+    pub fn fault(&self) -> Fault {
+        match self {
+            GatewayError::BadPath(_)
+            | GatewayError::MalformedRequest(_)
+            | GatewayError::RouteNotFound
+            | GatewayError::MethodNotAllowed { .. } => Fault::Client,
+            GatewayError::UpstreamTimeout(_) | GatewayError::UpstreamUnreachable(_) => {
+                Fault::Upstream
+            }
+            GatewayError::NotConfigured(_) | GatewayError::Internal(_) => Fault::Gateway,
+        }
+    }
+
+    pub fn problem_type(&self) -> ProblemType {
+        match self {
+            GatewayError::NotConfigured(_) => ProblemType::NOT_CONFIGURED,
+            GatewayError::BadPath(_) | GatewayError::MalformedRequest(_) => {
+                ProblemType::BAD_REQUEST
+            }
+            GatewayError::RouteNotFound => ProblemType::ROUTE_NOT_FOUND,
+            GatewayError::MethodNotAllowed { .. } => ProblemType::METHOD_NOT_ALLOWED,
+            GatewayError::UpstreamTimeout(_) => ProblemType::UPSTREAM_TIMEOUT,
+            GatewayError::UpstreamUnreachable(_) => ProblemType::UPSTREAM_UNREACHABLE,
+            GatewayError::Internal(_) => ProblemType::INTERNAL,
+        }
+    }
+
+    /// What the client is told: nothing internal.
+    pub fn problem(&self, request_id: &str) -> Problem {
+        let detail = match self {
+            GatewayError::NotConfigured(reason) => format!(
+                "The gateway has no usable configuration: {reason}. Push one with 'portico config push'."
+            ),
+            GatewayError::BadPath(reason) => format!("The request path was refused: {reason}."),
+            GatewayError::MalformedRequest(reason) => format!("The request was refused: {reason}."),
+            GatewayError::RouteNotFound => {
+                "No route matches this request's host and path.".to_owned()
+            }
+            GatewayError::MethodNotAllowed { allow } => format!(
+                "This route accepts: {}.",
+                allow
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            GatewayError::UpstreamTimeout(timeout) => format!(
+                "The upstream service did not answer within {} ms.",
+                timeout.as_millis()
+            ),
+            GatewayError::UpstreamUnreachable(_) => {
+                "The upstream service for this route could not be reached.".to_owned()
+            }
+            GatewayError::Internal(_) => "The gateway failed to handle this request.".to_owned(),
+        };
+        Problem::new(self.problem_type(), detail, request_id)
+    }
+
+    /// The problem response, with any headers the status calls for.
+    pub fn into_response<S>(&self, request_id: &str) -> Response<Body<S>> {
+        let mut response = self.problem(request_id).into_response();
+        if let GatewayError::MethodNotAllowed { allow } = self {
+            let list = allow
+                .iter()
+                .map(Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Ok(value) = HeaderValue::from_str(&list) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+        }
+        response
+    }
+}

@@ -1,0 +1,83 @@
+//! Structured log events: one JSON object per line, the gateway's only
+//! logging vocabulary.
+//!
+//! Events must never carry secrets: no query strings, no credentials, no
+//! request or response bodies. Internal addresses may appear here (logs are
+//! for operators) but never in responses to clients.
+
+use serde::Serialize;
+
+/// How loud an event is; the Workers adapter maps it to `console.log`,
+/// `console.warn` or `console.error`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+/// Everything the gateway logs.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// One per request, after the response is ready.
+    Request(AccessLog),
+    /// A new configuration was validated and is now serving.
+    ConfigLoaded { routes: usize, services: usize },
+    /// A configuration in KV failed validation; the last good one (if any)
+    /// keeps serving.
+    ConfigRefused {
+        kept_previous: bool,
+        errors: Vec<String>,
+    },
+    /// KV holds no configuration: the gateway answers 503 until one appears.
+    ConfigMissing,
+    /// Reading the configuration from KV failed.
+    ConfigReadFailed { kept_previous: bool, error: String },
+}
+
+impl Event {
+    pub fn level(&self) -> Level {
+        match self {
+            Event::Request(log) if log.status >= 500 => Level::Error,
+            Event::Request(_) | Event::ConfigLoaded { .. } => Level::Info,
+            Event::ConfigRefused { .. } | Event::ConfigMissing => Level::Warn,
+            Event::ConfigReadFailed { .. } => Level::Error,
+        }
+    }
+
+    /// The event as one JSON line, with its level.
+    pub fn to_json_line(&self) -> String {
+        #[derive(Serialize)]
+        struct Line<'a> {
+            level: Level,
+            #[serde(flatten)]
+            event: &'a Event,
+        }
+        serde_json::to_string(&Line {
+            level: self.level(),
+            event: self,
+        })
+        .unwrap_or_else(|_| String::from(r#"{"level":"error","event":"unserializable"}"#))
+    }
+}
+
+/// The access log record of one request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct AccessLog {
+    pub request_id: String,
+    pub method: String,
+    pub host: Option<String>,
+    /// The request path without its query string (queries may hold secrets).
+    pub path: String,
+    pub route: Option<String>,
+    pub service: Option<String>,
+    pub status: u16,
+    pub upstream_status: Option<u16>,
+    pub duration_ms: u64,
+    /// The problem type slug when the gateway answered with an error.
+    pub problem: Option<&'static str>,
+    /// Operator-facing detail of an error (may name internal addresses).
+    pub error: Option<String>,
+}

@@ -1,0 +1,128 @@
+//! The platform seam: everything the gateway needs from its runtime.
+//!
+//! The core (config, routing, phases, gateway) talks to the outside world
+//! only through the traits here: the clock, Workers KV, outbound HTTP, the
+//! log sink and a source of request ids. Two implementations exist:
+//! [`workers`] (wasm32 only) adapts them to the Cloudflare Workers runtime
+//! with the `worker` crate, and [`memory`] keeps everything in memory with
+//! a fake clock for native tests and the CLI.
+//!
+//! Nothing outside `platform::workers` may name `worker::*`, and nothing
+//! here may hold policy: the seam moves bytes and reads clocks, the core
+//! decides. Workers futures are not `Send`, so no trait here asks for it.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::body::Body;
+use crate::events::Event;
+
+pub mod memory;
+#[cfg(target_arch = "wasm32")]
+pub mod workers;
+
+/// Wall-clock time in milliseconds since the Unix epoch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct UnixMillis(pub u64);
+
+impl UnixMillis {
+    /// Time elapsed since `earlier`, or zero if the clock went backwards.
+    pub fn since(self, earlier: UnixMillis) -> Duration {
+        Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+}
+
+/// The runtime's clock. On Workers it only advances across I/O, which is
+/// fine for everything the gateway times.
+pub trait Clock {
+    fn now(&self) -> UnixMillis;
+}
+
+/// The Workers KV namespaces the gateway reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KvNamespace {
+    /// Route table and settings (binding `CONFIG`).
+    Config,
+    /// Hashed API keys and their metadata (binding `KEYS`).
+    Keys,
+}
+
+impl KvNamespace {
+    /// The binding name declared in `wrangler.toml`.
+    pub fn binding(self) -> &'static str {
+        match self {
+            KvNamespace::Config => "CONFIG",
+            KvNamespace::Keys => "KEYS",
+        }
+    }
+}
+
+/// A failure of the platform itself (a binding missing, a KV read failing).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlatformError(pub String);
+
+/// Read access to Workers KV.
+#[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
+pub trait KvStore {
+    /// The value under `key` as text, or `None` if the key does not exist.
+    async fn get_text(
+        &self,
+        namespace: KvNamespace,
+        key: &str,
+    ) -> Result<Option<String>, PlatformError>;
+}
+
+/// How an outbound request should be made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Time allowed until the upstream's response headers arrive.
+    pub timeout: Duration,
+}
+
+/// Why an outbound request produced no response.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    /// No response headers within [`FetchOptions::timeout`].
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    /// The connection failed or the runtime refused the request. The text is
+    /// for logs only: it may name internal addresses.
+    #[error("upstream unreachable: {0}")]
+    Unreachable(String),
+}
+
+/// Outbound HTTP. Redirects are never followed: a 3xx goes back to the
+/// client as it came.
+#[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
+pub trait HttpClient {
+    /// The platform's native body stream.
+    type Stream;
+
+    async fn fetch(
+        &self,
+        request: http::Request<Body<Self::Stream>>,
+        options: FetchOptions,
+    ) -> Result<http::Response<Body<Self::Stream>>, FetchError>;
+}
+
+/// Where structured log events go (the Workers console, or a list in tests).
+pub trait LogSink {
+    fn log(&self, event: &Event);
+}
+
+/// A source of fresh, unique request ids.
+pub trait RequestIds {
+    fn new_request_id(&self) -> String;
+}
+
+/// Everything the gateway needs from its runtime.
+pub trait Platform: Clock + KvStore + HttpClient + LogSink + RequestIds {}
+
+impl<T: Clock + KvStore + HttpClient + LogSink + RequestIds> Platform for T {}
+
+impl fmt::Display for UnixMillis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}

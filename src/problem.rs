@@ -1,0 +1,116 @@
+//! RFC 9457 problem details: the body of every error the gateway itself
+//! answers with.
+//!
+//! Each problem type has a stable URI (`urn:portico:problem:<slug>`) that
+//! clients can switch on; `docs/problems.md` lists them. A problem body must
+//! never reveal internal addresses, stack traces or which part of a
+//! credential was wrong.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::body::Body;
+
+/// The media type of problem details.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// The prefix of every problem type URI.
+pub const TYPE_PREFIX: &str = "urn:portico:problem:";
+
+/// A kind of problem: its slug, title and status are fixed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProblemType {
+    pub slug: &'static str,
+    pub title: &'static str,
+    pub status: StatusCode,
+}
+
+impl ProblemType {
+    pub const NOT_CONFIGURED: ProblemType = ProblemType {
+        slug: "not-configured",
+        title: "Gateway not configured",
+        status: StatusCode::SERVICE_UNAVAILABLE,
+    };
+    pub const BAD_REQUEST: ProblemType = ProblemType {
+        slug: "bad-request",
+        title: "Malformed request",
+        status: StatusCode::BAD_REQUEST,
+    };
+    pub const ROUTE_NOT_FOUND: ProblemType = ProblemType {
+        slug: "route-not-found",
+        title: "No route matches this request",
+        status: StatusCode::NOT_FOUND,
+    };
+    pub const METHOD_NOT_ALLOWED: ProblemType = ProblemType {
+        slug: "method-not-allowed",
+        title: "Method not allowed on this route",
+        status: StatusCode::METHOD_NOT_ALLOWED,
+    };
+    pub const UPSTREAM_UNREACHABLE: ProblemType = ProblemType {
+        slug: "upstream-unreachable",
+        title: "Upstream service unreachable",
+        status: StatusCode::BAD_GATEWAY,
+    };
+    pub const UPSTREAM_TIMEOUT: ProblemType = ProblemType {
+        slug: "upstream-timeout",
+        title: "Upstream service timed out",
+        status: StatusCode::GATEWAY_TIMEOUT,
+    };
+    pub const INTERNAL: ProblemType = ProblemType {
+        slug: "internal-error",
+        title: "Internal gateway error",
+        status: StatusCode::INTERNAL_SERVER_ERROR,
+    };
+
+    /// Every problem type, for docs and tests.
+    pub const ALL: [ProblemType; 7] = [
+        Self::NOT_CONFIGURED,
+        Self::BAD_REQUEST,
+        Self::ROUTE_NOT_FOUND,
+        Self::METHOD_NOT_ALLOWED,
+        Self::UPSTREAM_UNREACHABLE,
+        Self::UPSTREAM_TIMEOUT,
+        Self::INTERNAL,
+    ];
+
+    pub fn uri(&self) -> String {
+        format!("{TYPE_PREFIX}{}", self.slug)
+    }
+}
+
+/// A problem details document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_uri: String,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    pub request_id: String,
+}
+
+impl Problem {
+    pub fn new(kind: ProblemType, detail: impl Into<String>, request_id: &str) -> Problem {
+        Problem {
+            type_uri: kind.uri(),
+            title: kind.title,
+            status: kind.status.as_u16(),
+            detail: detail.into(),
+            request_id: request_id.to_owned(),
+        }
+    }
+
+    /// The problem as an HTTP response (never cached).
+    pub fn into_response<S>(self) -> Response<Body<S>> {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let json = serde_json::to_vec(&self).unwrap_or_else(|_| {
+            br#"{"type":"urn:portico:problem:internal-error","title":"Internal gateway error","status":500}"#.to_vec()
+        });
+        let mut response = Response::new(Body::Full(Bytes::from(json)));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}

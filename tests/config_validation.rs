@@ -1,0 +1,209 @@
+//! Config documents are checked once, at load: good fixtures load, and each
+//! bad one is refused with the JSON path of the offending field and the
+//! reason.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fixture;
+use portico::config::Config;
+
+#[test]
+fn demo_and_full_fixtures_are_valid() {
+    let demo = Config::from_json(&fixture("config/demo.json")).expect("demo config");
+    assert_eq!(demo.routes.len(), 3);
+    assert_eq!(demo.services.len(), 2);
+
+    let full = Config::from_json(&fixture("config/full.json")).expect("full config");
+    assert_eq!(full.settings.refresh, Duration::from_secs(30));
+    assert_eq!(full.settings.request_id_header.as_str(), "x-correlation-id");
+    let legacy = full.services.iter().find(|s| s.name == "legacy").unwrap();
+    assert_eq!(legacy.origin.base_path, "/legacy");
+    let orders = full.services.iter().find(|s| s.name == "orders").unwrap();
+    assert_eq!(orders.timeout, Duration::from_secs(30), "default timeout");
+    let by_id = full.routes.iter().find(|r| r.id == "user-by-id").unwrap();
+    assert_eq!(
+        by_id.timeout,
+        Duration::from_millis(1500),
+        "route timeout wins"
+    );
+    let users = full.routes.iter().find(|r| r.id == "users").unwrap();
+    assert_eq!(
+        users.timeout,
+        Duration::from_millis(4000),
+        "service timeout inherited"
+    );
+}
+
+/// (fixture, JSON path of the first issue, words its reason must contain)
+const INVALID: &[(&str, &str, &str)] = &[
+    ("not-json", "routes", "EOF while parsing a list"),
+    (
+        "unsupported-version",
+        "version",
+        "version 2 is not supported",
+    ),
+    ("missing-routes", "(document)", "missing field `routes`"),
+    ("unknown-field", "routes[0].paht", "unknown field `paht`"),
+    (
+        "wrong-type",
+        "services.s.timeout_ms",
+        "invalid type: string \"fast\"",
+    ),
+    (
+        "bad-path-pattern",
+        "routes[0].path",
+        "'*' is only allowed as the whole last segment",
+    ),
+    (
+        "duplicate-route-id",
+        "routes[1].id",
+        "'a' is already the id of an earlier route",
+    ),
+    (
+        "unknown-service",
+        "routes[0].service",
+        "no service named 'nope'",
+    ),
+    (
+        "bad-service-url",
+        "services.users.url",
+        "must start with http:// or https://",
+    ),
+    (
+        "service-url-with-query",
+        "services.users.url",
+        "no query string",
+    ),
+    ("tie", "routes[1]", "ties with route 'first' (routes[0])"),
+    (
+        "strip-and-rewrite",
+        "routes[0]",
+        "'strip_prefix' and 'rewrite' cannot both be set",
+    ),
+    (
+        "bad-rewrite-param",
+        "routes[0].rewrite",
+        "'{user}' is not a parameter",
+    ),
+    (
+        "strip-prefix-not-a-prefix",
+        "routes[0].strip_prefix",
+        "not a leading part",
+    ),
+    (
+        "bad-timeout",
+        "routes[0].timeout_ms",
+        "between 1 and 600000",
+    ),
+    (
+        "lowercase-method",
+        "routes[0].methods",
+        "must be upper-case",
+    ),
+    ("bad-host", "routes[0].hosts[0]", "without a port"),
+    (
+        "bad-refresh",
+        "settings.config_refresh_seconds",
+        "between 1 and 3600",
+    ),
+    (
+        "bad-request-id-header",
+        "settings.request_id_header",
+        "manages itself",
+    ),
+];
+
+#[test]
+fn each_invalid_fixture_names_the_field_and_reason() {
+    for (name, path, reason) in INVALID {
+        let text = fixture(&format!("config/invalid/{name}.json"));
+        let error = Config::from_json(&text).expect_err(name);
+        let first = &error.issues[0];
+        assert_eq!(first.path, *path, "{name}: {error}");
+        assert!(
+            first.reason.contains(reason),
+            "{name}: {:?} lacks {reason:?}",
+            first.reason
+        );
+    }
+}
+
+#[test]
+fn every_invalid_fixture_is_covered() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config/invalid");
+    let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_string_lossy()
+                .trim_end_matches(".json")
+                .to_owned()
+        })
+        .collect();
+    on_disk.sort();
+    let mut listed: Vec<String> = INVALID.iter().map(|(n, _, _)| (*n).to_owned()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed);
+}
+
+#[test]
+fn all_issues_are_reported_at_once() {
+    let text = r#"{ "version": 1,
+        "services": { "s": { "url": "gopher://x" } },
+        "routes": [
+          { "id": "bad id!", "path": "nope", "service": "s", "methods": [] },
+          { "id": "ok", "path": "/ok", "service": "missing", "hosts": [] }
+        ] }"#;
+    let error = Config::from_json(text).unwrap_err();
+    let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "services.s.url",
+            "routes[0].id",
+            "routes[0].path",
+            "routes[0].methods",
+            "routes[0].service",
+            "routes[1].hosts",
+            "routes[1].service",
+        ]
+    );
+    assert!(
+        error.issues[4]
+            .reason
+            .contains("not usable (see services.s)")
+    );
+}
+
+#[test]
+fn routes_differing_only_by_disjoint_methods_or_hosts_do_not_tie() {
+    let text = r#"{ "version": 1,
+        "services": { "s": { "url": "http://127.0.0.1:1" } },
+        "routes": [
+          { "id": "read", "path": "/users/:id", "methods": ["GET"], "service": "s" },
+          { "id": "write", "path": "/users/:user", "methods": ["PUT"], "service": "s" },
+          { "id": "any", "path": "/users/:u", "service": "s" },
+          { "id": "other-host", "path": "/users/:u", "hosts": ["a.example.com"], "service": "s" }
+        ] }"#;
+    Config::from_json(text).expect("no ties");
+}
+
+#[test]
+fn two_any_method_routes_on_the_same_pattern_and_host_tie() {
+    let text = r#"{ "version": 1,
+        "services": { "s": { "url": "http://127.0.0.1:1" } },
+        "routes": [
+          { "id": "a", "path": "/x/*", "hosts": ["*.example.com"], "service": "s" },
+          { "id": "b", "path": "/x/*", "hosts": ["*.EXAMPLE.com"], "service": "s" }
+        ] }"#;
+    let error = Config::from_json(text).unwrap_err();
+    assert_eq!(error.issues.len(), 1, "{error}");
+    assert_eq!(error.issues[0].path, "routes[1]");
+    assert!(
+        error.issues[0].reason.contains("host '*.example.com'"),
+        "{error}"
+    );
+}

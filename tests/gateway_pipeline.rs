@@ -1,0 +1,216 @@
+//! The whole request pipeline on the in-memory platform: routing through
+//! to the upstream and back, upstream failures, request ids, access logs.
+
+mod common;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Harness, body_bytes, body_json, header, request};
+use http::{Method, StatusCode};
+use portico::Body;
+use portico::events::Event;
+
+#[test]
+fn demo_routes_reach_their_services_with_the_forwarded_path() {
+    let harness = Harness::demo();
+
+    let response = harness.get("http://gw.example/api/users/42?expand=orders&x=%2F");
+    assert_eq!(response.status(), StatusCode::OK);
+    let echo = body_json(&response);
+    assert_eq!(echo["service"], "users");
+    assert_eq!(echo["path"], "/users/42");
+    assert_eq!(echo["query"], "expand=orders&x=%2F");
+
+    let response = harness.get("http://gw.example/api/users/42/profile");
+    assert_eq!(body_json(&response)["path"], "/profiles/42");
+
+    let response = harness.get("http://gw.example/api/orders/7");
+    let echo = body_json(&response);
+    assert_eq!(echo["service"], "orders");
+    assert_eq!(echo["path"], "/orders/7");
+}
+
+#[test]
+fn method_path_query_and_body_are_forwarded_unchanged() {
+    let harness = Harness::demo();
+    let mut post = request(
+        Method::POST,
+        "http://gw.example/api/orders/new?a=1&a=2&empty=",
+        &[("content-type", "application/json"), ("x-custom", "kept")],
+    );
+    *post.body_mut() = Body::Stream(Bytes::from_static(br#"{"sku":"abc"}"#));
+    let response = harness.send(post);
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let sent = harness.platform.sent();
+    let upstream = sent.last().unwrap();
+    assert_eq!(upstream.method, Method::POST);
+    assert_eq!(
+        upstream.uri.to_string(),
+        "http://127.0.0.1:9102/orders/new?a=1&a=2&empty="
+    );
+    assert_eq!(upstream.body, Bytes::from_static(br#"{"sku":"abc"}"#));
+    assert_eq!(header(&upstream.headers, "x-custom"), Some("kept"));
+    assert_eq!(
+        header(&upstream.headers, "content-type"),
+        Some("application/json")
+    );
+}
+
+#[test]
+fn a_route_timeout_overrides_the_service_timeout() {
+    let harness = Harness::with_config(
+        r#"{ "version": 1,
+            "services": { "users": { "url": "http://127.0.0.1:9101/base", "timeout_ms": 5000 } },
+            "routes": [
+              { "id": "slow", "path": "/slow/*", "service": "users", "timeout_ms": 250 },
+              { "id": "normal", "path": "/*", "service": "users" }
+            ] }"#,
+    );
+    harness.get("http://gw.example/slow/x");
+    harness.get("http://gw.example/other");
+    let sent = harness.platform.sent();
+    assert_eq!(sent[0].timeout, Duration::from_millis(250));
+    assert_eq!(sent[0].uri.path(), "/base/slow/x");
+    assert_eq!(sent[1].timeout, Duration::from_millis(5000));
+}
+
+#[test]
+fn an_upstream_over_its_timeout_gives_504() {
+    let harness = Harness::demo();
+    let response = harness.get("http://gw.example/api/orders/1?delay_ms=2500");
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let problem = body_json(&response);
+    assert_eq!(problem["type"], "urn:portico:problem:upstream-timeout");
+    assert_eq!(
+        problem["detail"],
+        "The upstream service did not answer within 2000 ms."
+    );
+
+    let response = harness.get("http://gw.example/api/orders/1?delay_ms=1999");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[test]
+fn an_unreachable_upstream_gives_502_without_its_address() {
+    let harness = Harness::with_config(
+        r#"{ "version": 1,
+            "services": { "gone": { "url": "http://10.9.8.7:4321" } },
+            "routes": [ { "id": "gone", "path": "/*", "service": "gone" } ] }"#,
+    );
+    let response = harness.get("http://gw.example/x");
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let text = String::from_utf8(body_bytes(&response).to_vec()).unwrap();
+    assert!(text.contains("urn:portico:problem:upstream-unreachable"));
+    assert!(
+        !text.contains("10.9.8.7") && !text.contains("4321"),
+        "{text}"
+    );
+
+    let Some(Event::Request(log)) = harness.platform.events().into_iter().last() else {
+        panic!("no access log");
+    };
+    assert_eq!(log.status, 502);
+    assert!(
+        log.error.unwrap().contains("10.9.8.7:4321"),
+        "operators see the address"
+    );
+}
+
+#[test]
+fn upstream_errors_and_redirects_pass_through_untouched() {
+    let harness = Harness::demo();
+    let response = harness.get("http://gw.example/api/users/1?status=503");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        header(response.headers(), "content-type"),
+        Some("application/json")
+    );
+
+    let response = harness.get("http://gw.example/api/users/1?status=302&location=/elsewhere");
+    assert_eq!(response.status(), StatusCode::FOUND);
+    assert_eq!(header(response.headers(), "location"), Some("/elsewhere"));
+    assert_eq!(
+        harness.platform.sent().len(),
+        2,
+        "the redirect was not followed"
+    );
+}
+
+#[test]
+fn a_well_formed_request_id_is_kept_end_to_end_and_others_replaced() {
+    let harness = Harness::demo();
+    let response = harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[("x-request-id", "trace-abc.123")],
+    ));
+    assert_eq!(
+        header(response.headers(), "x-request-id"),
+        Some("trace-abc.123")
+    );
+    let echo = body_json(&response);
+    assert_eq!(echo["headers"]["x-request-id"], "trace-abc.123");
+
+    let response = harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[("x-request-id", "bad id with spaces")],
+    ));
+    let id = header(response.headers(), "x-request-id")
+        .unwrap()
+        .to_owned();
+    assert!(id.starts_with("req-"), "{id}");
+    assert_eq!(body_json(&response)["headers"]["x-request-id"], id.as_str());
+}
+
+#[test]
+fn every_request_is_logged_once_without_its_query() {
+    let harness = Harness::demo();
+    harness.get("http://gw.example/api/users/1?api_key=secret");
+    harness.get("http://gw.example/nope");
+    let logs: Vec<_> = harness
+        .platform
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Request(log) => Some(log),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs[0].path, "/api/users/1");
+    assert_eq!(logs[0].route.as_deref(), Some("users"));
+    assert_eq!(logs[0].upstream_status, Some(200));
+    assert_eq!(logs[1].status, 404);
+    assert_eq!(logs[1].problem, Some("route-not-found"));
+    let line = Event::Request(logs[0].clone()).to_json_line();
+    assert!(!line.contains("secret"), "{line}");
+}
+
+#[test]
+fn head_requests_get_no_body_even_for_problems() {
+    let harness = Harness::demo();
+    let response = harness.send(request(Method::HEAD, "http://gw.example/nope", &[]));
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(response.body().is_empty());
+    assert_eq!(
+        header(response.headers(), "content-type"),
+        Some("application/problem+json")
+    );
+}
+
+#[test]
+fn malformed_paths_get_400() {
+    let harness = Harness::demo();
+    for path in ["/api/users/%zz", "/api/users/%2e%2e/admin"] {
+        let response = harness.get(&format!("http://gw.example{path}"));
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(
+            body_json(&response)["type"],
+            "urn:portico:problem:bad-request"
+        );
+    }
+    assert!(harness.platform.sent().is_empty());
+}

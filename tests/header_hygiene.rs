@@ -1,0 +1,173 @@
+//! Headers between client, gateway and upstream: hop-by-hop headers never
+//! cross, forwarding headers describe the real client, and client-sent
+//! copies of them are not believed unless the operator says so.
+
+mod common;
+
+use common::{Harness, fixture, header, request};
+use http::{HeaderMap, Method};
+
+fn upstream_headers(harness: &Harness) -> HeaderMap {
+    harness
+        .platform
+        .sent()
+        .last()
+        .expect("a request went upstream")
+        .headers
+        .clone()
+}
+
+#[test]
+fn hop_by_hop_headers_are_removed_towards_the_upstream() {
+    let harness = Harness::demo();
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[
+            ("connection", "keep-alive, x-hop-secret"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic Zm9vOmJhcg=="),
+            ("x-hop-secret", "only for the next hop"),
+            ("x-end-to-end", "stays"),
+        ],
+    ));
+    let sent = upstream_headers(&harness);
+    for gone in [
+        "connection",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+        "x-hop-secret",
+        "host",
+    ] {
+        assert!(!sent.contains_key(gone), "{gone} was forwarded");
+    }
+    assert_eq!(header(&sent, "x-end-to-end"), Some("stays"));
+}
+
+#[test]
+fn hop_by_hop_headers_are_removed_towards_the_client() {
+    let harness = Harness::demo();
+    let response = harness.get("http://gw.example/api/users/1");
+    let headers = response.headers();
+    // The echo origin sends Connection: keep-alive, x-origin-secret.
+    for gone in ["connection", "keep-alive", "x-origin-secret"] {
+        assert!(!headers.contains_key(gone), "{gone} reached the client");
+    }
+    assert_eq!(header(headers, "content-type"), Some("application/json"));
+}
+
+#[test]
+fn forwarding_headers_describe_the_real_client() {
+    let harness = Harness::demo();
+    harness.send(request(
+        Method::GET,
+        "https://api.example.com:8443/api/users/1",
+        &[],
+    ));
+    let sent = upstream_headers(&harness);
+    assert_eq!(header(&sent, "x-forwarded-for"), Some("203.0.113.9"));
+    assert_eq!(header(&sent, "x-forwarded-proto"), Some("https"));
+    assert_eq!(
+        header(&sent, "x-forwarded-host"),
+        Some("api.example.com:8443")
+    );
+}
+
+#[test]
+fn spoofed_forwarding_headers_from_the_client_are_dropped() {
+    let harness = Harness::demo();
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[
+            ("x-forwarded-for", "10.0.0.1, 6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "admin.internal"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/admin"),
+            ("forwarded", "for=6.6.6.6;proto=https"),
+            ("x-real-ip", "6.6.6.6"),
+        ],
+    ));
+    let sent = upstream_headers(&harness);
+    assert_eq!(header(&sent, "x-forwarded-for"), Some("203.0.113.9"));
+    assert_eq!(header(&sent, "x-forwarded-proto"), Some("http"));
+    assert_eq!(header(&sent, "x-forwarded-host"), Some("gw.example"));
+    for gone in [
+        "x-forwarded-port",
+        "x-forwarded-prefix",
+        "forwarded",
+        "x-real-ip",
+    ] {
+        assert!(!sent.contains_key(gone), "{gone} was forwarded");
+    }
+}
+
+#[test]
+fn trusted_forwarding_headers_are_kept_and_extended() {
+    let config = fixture("config/demo.json").replace(
+        r#""config_refresh_seconds": 5"#,
+        r#""config_refresh_seconds": 5, "trust_forwarded_headers": true"#,
+    );
+    let harness = Harness::with_config(&config);
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "public.example.com"),
+        ],
+    ));
+    let sent = upstream_headers(&harness);
+    assert_eq!(
+        header(&sent, "x-forwarded-for"),
+        Some("198.51.100.1, 203.0.113.9")
+    );
+    assert_eq!(header(&sent, "x-forwarded-proto"), Some("https"));
+    assert_eq!(
+        header(&sent, "x-forwarded-host"),
+        Some("public.example.com")
+    );
+}
+
+#[test]
+fn without_a_known_client_address_no_forwarded_for_is_invented() {
+    let harness = Harness::demo();
+    harness.send_from(
+        request(
+            Method::GET,
+            "http://gw.example/api/users/1",
+            &[("x-forwarded-for", "6.6.6.6")],
+        ),
+        None,
+    );
+    assert!(!upstream_headers(&harness).contains_key("x-forwarded-for"));
+}
+
+#[test]
+fn the_request_id_header_name_is_configurable() {
+    let config = fixture("config/demo.json").replace(
+        r#""config_refresh_seconds": 5"#,
+        r#""config_refresh_seconds": 5, "request_id_header": "X-Correlation-Id""#,
+    );
+    let harness = Harness::with_config(&config);
+    let response = harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[("x-correlation-id", "corr-1")],
+    ));
+    assert_eq!(
+        header(response.headers(), "x-correlation-id"),
+        Some("corr-1")
+    );
+    assert_eq!(
+        header(&upstream_headers(&harness), "x-correlation-id"),
+        Some("corr-1")
+    );
+    assert!(!response.headers().contains_key("x-request-id"));
+}

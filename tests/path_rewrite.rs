@@ -1,0 +1,88 @@
+//! What path reaches the upstream: stripped prefixes, templates filled from
+//! captured parameters, service base paths, and the query as sent.
+
+mod common;
+
+use common::{Harness, fixture};
+
+fn upstream_url(config: &str, url: &str) -> String {
+    let harness = Harness::with_config(config);
+    for authority in ["users.internal.example.com", "10.0.0.7:8080", "[::1]:9000"] {
+        harness
+            .platform
+            .add_origin(authority, common::echo_origin("any"));
+    }
+    harness.get(url);
+    harness
+        .platform
+        .sent()
+        .last()
+        .map(|r| r.uri.to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn full_fixture_rewrites() {
+    let config = fixture("config/full.json");
+    let cases = [
+        // strip_prefix of the whole literal prefix, under the service base path
+        (
+            "http://gw.example/api/users/42/orders?x=1",
+            "https://users.internal.example.com/v1/42/orders?x=1",
+        ),
+        (
+            "http://gw.example/api/users",
+            "https://users.internal.example.com/v1/",
+        ),
+        // a template filled from a parameter
+        (
+            "http://gw.example/api/users/42",
+            "https://users.internal.example.com/v1/people/42",
+        ),
+        // a template filled from a named wildcard
+        (
+            "http://gw.example/api/orders/2024/17?sort=desc",
+            "http://10.0.0.7:8080/v2/2024/17?sort=desc",
+        ),
+        ("http://gw.example/api/orders", "http://10.0.0.7:8080/v2"),
+        // strip_prefix through a parameter, with a host condition
+        (
+            "http://acme.example.com/t/acme/reports/q3",
+            "http://[::1]:9000/legacy/reports/q3",
+        ),
+        // unchanged path, base path kept
+        (
+            "http://gw.example/health",
+            "http://[::1]:9000/legacy/health",
+        ),
+    ];
+    for (request, expected) in cases {
+        assert_eq!(upstream_url(&config, request), expected, "{request}");
+    }
+}
+
+#[test]
+fn captured_values_keep_their_encoding() {
+    let config = fixture("config/full.json");
+    assert_eq!(
+        upstream_url(&config, "http://gw.example/api/users/a%2Fb%20c"),
+        "https://users.internal.example.com/v1/people/a%2Fb%20c"
+    );
+    assert_eq!(
+        upstream_url(&config, "http://gw.example/api/users/%7Ejo"),
+        "https://users.internal.example.com/v1/people/~jo",
+        "escaped unreserved characters are normalised"
+    );
+}
+
+#[test]
+fn the_query_string_is_forwarded_byte_for_byte() {
+    let config = fixture("config/demo.json");
+    assert_eq!(
+        upstream_url(
+            &config,
+            "http://gw.example/api/orders/1?b=2&a=1&a=%20&flag&=x"
+        ),
+        "http://127.0.0.1:9102/orders/1?b=2&a=1&a=%20&flag&=x"
+    );
+}
