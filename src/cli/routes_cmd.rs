@@ -1,0 +1,116 @@
+//! `portico routes explain`: which route serves a request, and what goes
+//! upstream, computed by the gateway's own routing and forwarding code.
+
+use std::path::Path;
+
+use http::{HeaderMap, Method, Uri};
+
+use super::Verdict;
+use super::wrangler::{self, KvTarget};
+use crate::config::{CONFIG_KEY, Config};
+use crate::error::GatewayError;
+use crate::phases::{forward, route};
+use crate::platform::KvNamespace;
+
+pub(crate) fn run(
+    method: &str,
+    url: &str,
+    file: Option<&Path>,
+    target: &KvTarget,
+) -> Result<Verdict, String> {
+    let method = Method::from_bytes(method.as_bytes())
+        .map_err(|_| format!("'{method}' is not an HTTP method"))?;
+    let uri: Uri = url
+        .parse()
+        .map_err(|_| format!("'{url}' is not a URL or path"))?;
+    let text = match file {
+        Some(file) => std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read {}: {e}", file.display()))?,
+        None => wrangler::kv_get(KvNamespace::Config.binding(), CONFIG_KEY, target)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "no configuration in {} ({})",
+                    KvNamespace::Config.binding(),
+                    target.describe()
+                )
+            })?,
+    };
+    let config =
+        Config::from_json(&text).map_err(|e| format!("the configuration is invalid:\n{e}"))?;
+    let (report, matched) = explain(&config, &method, &uri);
+    print!("{report}");
+    Ok(if matched {
+        Verdict::Accepted
+    } else {
+        Verdict::Refused
+    })
+}
+
+/// A human-readable account of how `config` handles `method uri`, and
+/// whether a route serves it.
+pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
+    let mut lines = vec![format!("{method} {uri}")];
+    let outcome = route::match_route(config, method, uri, &HeaderMap::new()).and_then(|routed| {
+        let upstream = forward::upstream_uri(&routed, uri.query())?;
+        Ok((routed, upstream))
+    });
+    let matched = outcome.is_ok();
+    match outcome {
+        Ok((routed, upstream)) => {
+            let spec = routed.spec;
+            let hosts = if spec.hosts.is_empty() {
+                "any".to_owned()
+            } else {
+                join(spec.hosts.iter().map(ToString::to_string))
+            };
+            lines.push(format!(
+                "  route     {} (routes[{}])",
+                routed.route.id, routed.index
+            ));
+            lines.push(format!(
+                "  matches   path {}, methods {}, hosts {hosts}",
+                spec.path, spec.methods
+            ));
+            let params = spec.path.captures(&routed.path);
+            if !params.is_empty() {
+                lines.push(format!(
+                    "  params    {}",
+                    join(params.into_iter().map(|(name, value)| {
+                        format!("{name}={}", value.unwrap_or("(nothing)"))
+                    }))
+                ));
+            }
+            lines.push(format!(
+                "  service   {} ({})",
+                routed.service.name, routed.service.origin
+            ));
+            lines.push(format!("  upstream  {method} {upstream}"));
+            lines.push(format!(
+                "  timeout   {} ms",
+                routed.route.timeout.as_millis()
+            ));
+        }
+        Err(error) => {
+            let kind = error.problem_type();
+            let why = match &error {
+                GatewayError::MethodNotAllowed { allow } => {
+                    format!("Allow: {}", join(allow.iter().map(Method::to_string)))
+                }
+                other => other.to_string(),
+            };
+            lines.push(format!(
+                "  result    {} {} ({why})",
+                kind.status.as_u16(),
+                kind.slug
+            ));
+        }
+    }
+    let mut report = lines.join("\n");
+    report.push('\n');
+    (report, matched)
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    items.collect::<Vec<_>>().join(", ")
+}
