@@ -1,0 +1,106 @@
+# Portico: build, run and test the edge API gateway.
+#
+#   make dev    install what is missing, build, and run the gateway locally
+#               with the demo config, keys and origin services
+#   make test   install what is missing and run every check and test,
+#               end-to-end tests on workerd included
+#
+# Every tool is pinned and installed into this checkout (.tools/,
+# node_modules/) only when missing, so both commands work on a fresh
+# machine and cost nothing extra on the next run.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+ROOT := $(CURDIR)
+TOOLS := $(ROOT)/.tools
+WASM_TARGET := wasm32-unknown-unknown
+WORKER_BUILD_VERSION := 0.8.7
+# The wasm-bindgen CLI must equal the wasm-bindgen library in Cargo.lock.
+WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
+
+export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
+# worker-build would download these; point it at the pinned local copies.
+export WASM_BINDGEN_BIN := $(TOOLS)/bin/wasm-bindgen
+export ESBUILD_BIN := $(ROOT)/node_modules/.bin/esbuild
+export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
+export WRANGLER_SEND_METRICS := false
+
+WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+WORKER := build/worker/shim.mjs
+CLI := target/debug/portico
+
+.PHONY: help setup toolchain rust-target dev test fmt-check clippy test-native e2e worker cli size clean
+
+help:
+	@echo "make dev    run the gateway locally with the demo (http://127.0.0.1:8787)"
+	@echo "make test   run every check and test, end-to-end on workerd included"
+	@echo "make worker build the release worker into build/"
+	@echo "make size   report the deployable wasm size against the budget"
+
+## Toolchain ---------------------------------------------------------------
+
+setup: toolchain node_modules/.installed
+
+toolchain: rust-target $(TOOLS)/installed/worker-build-$(WORKER_BUILD_VERSION) $(TOOLS)/installed/wasm-bindgen-$(WASM_BINDGEN_VERSION)
+
+rust-target:
+	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+
+# Version-stamped marker files make each install happen once per version.
+$(TOOLS)/installed/worker-build-$(WORKER_BUILD_VERSION):
+	@echo "installing worker-build $(WORKER_BUILD_VERSION) (a few minutes, once)"
+	cargo install --quiet --root $(TOOLS) worker-build --version $(WORKER_BUILD_VERSION) --locked --force
+	@mkdir -p $(dir $@) && touch $@
+
+# Not --locked: the crate's own lockfile names a webpki-roots release the
+# registry no longer serves; the CLI version itself is still exact.
+$(TOOLS)/installed/wasm-bindgen-$(WASM_BINDGEN_VERSION):
+	@test -n "$(WASM_BINDGEN_VERSION)" || { echo "wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
+	@echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (a few minutes, once)"
+	cargo install --quiet --root $(TOOLS) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+	@mkdir -p $(dir $@) && touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(dir $@) && touch $@
+
+## Build -------------------------------------------------------------------
+
+worker: $(WORKER)
+
+$(WORKER): $(WORKER_SOURCES) | toolchain node_modules/.installed
+	worker-build --release
+
+cli:
+	cargo build --quiet --bin portico
+
+size: setup
+	node tests/support/size.mjs
+
+## Run ---------------------------------------------------------------------
+
+dev: setup worker cli
+	node tests/support/dev.mjs
+
+## Test --------------------------------------------------------------------
+
+test: setup fmt-check clippy test-native worker size e2e
+
+fmt-check:
+	cargo fmt --all -- --check
+
+clippy: rust-target
+	cargo clippy --quiet --all-targets -- -D warnings
+	cargo clippy --quiet --all-targets --target $(WASM_TARGET) --no-default-features -- -D warnings
+
+test-native:
+	cargo test --quiet
+
+e2e: worker cli node_modules/.installed
+	node --test --test-concurrency=1 tests/e2e/
+
+clean:
+	rm -rf build target/e2e .wrangler

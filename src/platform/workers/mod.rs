@@ -1,0 +1,116 @@
+//! The Workers adapter: the platform seam implemented with the `worker`
+//! crate, plus the runtime's entry points (the fetch handler and the
+//! Durable Object classes). wasm32 only.
+//!
+//! This is the only place that names `worker::*` or JavaScript types. It
+//! converts, and holds no policy. Bodies stay JavaScript `ReadableStream`s
+//! from client to origin and back, so nothing here copies them through
+//! wasm memory.
+
+mod convert;
+mod entry;
+mod rate_limiter;
+
+use std::pin::pin;
+
+use futures::future::{Either, select};
+use wasm_bindgen::JsCast;
+use web_sys::ReadableStream;
+
+use super::{
+    Clock, FetchError, FetchOptions, HttpClient, KvNamespace, KvStore, LogSink, PlatformError,
+    RequestIds, UnixMillis,
+};
+use crate::body::Body;
+use crate::events::{Event, Level};
+
+pub use rate_limiter::RateLimiter;
+
+/// The platform as seen from one request of a Worker.
+pub struct WorkersPlatform {
+    env: worker::Env,
+}
+
+impl WorkersPlatform {
+    pub fn new(env: worker::Env) -> Self {
+        WorkersPlatform { env }
+    }
+}
+
+impl Clock for WorkersPlatform {
+    fn now(&self) -> UnixMillis {
+        let millis = js_sys::Date::now();
+        UnixMillis(if millis.is_finite() && millis > 0.0 {
+            millis as u64
+        } else {
+            0
+        })
+    }
+}
+
+impl KvStore for WorkersPlatform {
+    async fn get_text(
+        &self,
+        namespace: KvNamespace,
+        key: &str,
+    ) -> Result<Option<String>, PlatformError> {
+        let store = self
+            .env
+            .kv(namespace.binding())
+            .map_err(|e| PlatformError(format!("KV binding {}: {e}", namespace.binding())))?;
+        store
+            .get(key)
+            .text()
+            .await
+            .map_err(|e| PlatformError(format!("KV read of '{key}': {e}")))
+    }
+}
+
+impl HttpClient for WorkersPlatform {
+    type Stream = ReadableStream;
+
+    async fn fetch(
+        &self,
+        request: http::Request<Body<ReadableStream>>,
+        options: FetchOptions,
+    ) -> Result<http::Response<Body<ReadableStream>>, FetchError> {
+        let controller = web_sys::AbortController::new()
+            .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
+        let outbound = convert::outbound_request(request, &controller.signal())
+            .map_err(FetchError::Unreachable)?;
+        let fetch = worker::Fetch::Request(worker::Request::from(outbound));
+        let send = pin!(fetch.send());
+        let timer = pin!(worker::Delay::from(options.timeout));
+        match select(send, timer).await {
+            Either::Left((Ok(response), _)) => {
+                convert::upstream_response(response.into()).map_err(FetchError::Unreachable)
+            }
+            Either::Left((Err(error), _)) => Err(FetchError::Unreachable(error.to_string())),
+            Either::Right(_) => {
+                controller.abort();
+                Err(FetchError::Timeout(options.timeout))
+            }
+        }
+    }
+}
+
+impl LogSink for WorkersPlatform {
+    fn log(&self, event: &Event) {
+        let line = event.to_json_line();
+        match event.level() {
+            Level::Info => worker::console_log!("{line}"),
+            Level::Warn => worker::console_warn!("{line}"),
+            Level::Error => worker::console_error!("{line}"),
+        }
+    }
+}
+
+impl RequestIds for WorkersPlatform {
+    fn new_request_id(&self) -> String {
+        js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
+            .ok()
+            .and_then(|crypto| crypto.dyn_into::<web_sys::Crypto>().ok())
+            .map(|crypto| crypto.random_uuid())
+            .unwrap_or_else(|| format!("{:016x}", (js_sys::Math::random() * 1e16) as u64))
+    }
+}
