@@ -32,7 +32,7 @@ WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 WORKER := build/worker/shim.mjs
 CLI := target/debug/portico
 
-.PHONY: help setup toolchain rust-target dev test fmt-check clippy test-native e2e worker cli size clean
+.PHONY: help setup toolchain rust-target dev test fmt-check clippy test-native test-schema e2e worker cli size clean
 
 help:
 	@echo "make dev    run the gateway locally with the demo (http://127.0.0.1:8787)"
@@ -87,7 +87,7 @@ dev: setup worker cli
 
 ## Test --------------------------------------------------------------------
 
-test: setup fmt-check clippy test-native worker size e2e
+test: setup fmt-check clippy test-native test-schema worker size e2e
 
 fmt-check:
 	cargo fmt --all -- --check
@@ -99,8 +99,13 @@ clippy: rust-target
 test-native:
 	cargo test --quiet
 
+test-schema: node_modules/.installed
+	node --test tests/schema/
+
 e2e: worker cli node_modules/.installed
-	node --test --test-concurrency=1 tests/e2e/
+	node --test --test-concurrency=1 tests/e2e/ || { \
+	  echo "--- last lines of target/e2e/wrangler.log ---"; \
+	  tail -n 60 target/e2e/wrangler.log 2>/dev/null; exit 1; }
 
 clean:
 	rm -rf build target/e2e .wrangler
