@@ -15,6 +15,14 @@
 //! - [`cli`] (native only): the `portico` command for operators.
 //!
 //! The core never names `worker::*`; only `platform::workers` does.
+//!
+//! A panic in wasm takes down every request in flight in the isolate, so
+//! outside tests nothing here may unwrap, expect or panic.
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
 
 pub mod body;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]

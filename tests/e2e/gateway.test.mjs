@@ -177,6 +177,12 @@ test("an origin error status passes through as the origin sent it", async () => 
   assert.equal((await response.json()).service, "users");
 });
 
+test("several Set-Cookie headers from the origin reach the client separately", async () => {
+  const response = await get("/api/users/1?set_cookie=a%3D1%3B%20Path%3D%2F&set_cookie=b%3D2%2C%203");
+  assert.equal(response.status, 200);
+  assert.deepEqual(response.headers.getSetCookie(), ["a=1; Path=/", "b=2, 3"]);
+});
+
 test("no matching route gives 404 problem+json", async () => {
   await expectProblem(await get("/api/nothing/here"), 404, "route-not-found");
 });
@@ -193,10 +199,18 @@ test("an origin that is down gives 502 without its address", async () => {
   assert.ok(!JSON.stringify(body).includes("127.0.0.1"), JSON.stringify(body));
 });
 
-test("an origin slower than the route timeout gives 504", async () => {
-  const response = await get("/api/orders/1?delay_ms=3000");
+test("an origin slower than the route timeout gives 504 and the request to it is aborted", async () => {
+  const orders = origins[1];
+  const abandonedBefore = orders.stats.abandoned;
+  const response = await get("/api/orders/1?delay_ms=5000");
   const body = await expectProblem(response, 504, "upstream-timeout");
   assert.match(body.detail, /1000 ms/);
+  // The origin sees its client go away well before its 5 s delay is over.
+  await eventually(() => orders.stats.abandoned === abandonedBefore + 1, {
+    timeoutMs: 3_000,
+    intervalMs: 50,
+    what: "the gateway to abort the slow upstream request",
+  });
 });
 
 test("an invalid config is refused by the CLI, and by the gateway when written directly", async () => {

@@ -76,10 +76,12 @@ impl HttpClient for WorkersPlatform {
     ) -> Result<http::Response<Body<ReadableStream>>, FetchError> {
         let controller = web_sys::AbortController::new()
             .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
-        let outbound = convert::outbound_request(request, &controller.signal())
-            .map_err(FetchError::Unreachable)?;
+        let signal = worker::AbortSignal::from(controller.signal());
+        let outbound = convert::outbound_request(request).map_err(FetchError::Unreachable)?;
         let fetch = worker::Fetch::Request(worker::Request::from(outbound));
-        let send = pin!(fetch.send());
+        // The signal must go with the fetch call itself: `send()` would pass
+        // a null signal, which replaces the request's own.
+        let send = pin!(fetch.send_with_signal(&signal));
         let timer = pin!(worker::Delay::from(options.timeout));
         match select(send, timer).await {
             Either::Left((Ok(response), _)) => {
