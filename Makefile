@@ -71,8 +71,14 @@ node_modules/.installed: package.json package-lock.json
 
 worker: $(WORKER)
 
+# The same feature set worker-build would pass, so that wasm-opt never emits
+# encodings workerd does not read yet.
+WASM_FEATURES := $(addprefix --enable-,mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue reference-types exception-handling)
+
 $(WORKER): $(WORKER_SOURCES) | toolchain node_modules/.installed
 	worker-build --release
+	$(WASM_OPT_BIN) build/index_bg.wasm -Oz --strip-debug --strip-producers $(WASM_FEATURES) -o build/index_bg.opt.wasm
+	mv build/index_bg.opt.wasm build/index_bg.wasm
 
 cli:
 	cargo build --quiet --bin portico

@@ -35,6 +35,22 @@ pub enum GatewayError {
     RouteNotFound,
     #[error("method not allowed")]
     MethodNotAllowed { allow: Vec<Method> },
+    /// No valid credential. `challenges` become `WWW-Authenticate` headers;
+    /// `invalid` tells a presented-but-wrong credential from none at all.
+    #[error("not authenticated: {reason}")]
+    Unauthenticated {
+        challenges: Vec<String>,
+        invalid: bool,
+        reason: String,
+    },
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        challenge: Option<String>,
+        reason: String,
+    },
+    /// Credentials could not be checked (identity provider or KV down).
+    #[error("authentication unavailable: {0}")]
+    AuthUnavailable(String),
     #[error("upstream gave no response within {0:?}")]
     UpstreamTimeout(Duration),
     #[error("upstream unreachable: {0}")]
@@ -49,7 +65,10 @@ impl GatewayError {
             GatewayError::BadPath(_)
             | GatewayError::MalformedRequest(_)
             | GatewayError::RouteNotFound
-            | GatewayError::MethodNotAllowed { .. } => Fault::Client,
+            | GatewayError::MethodNotAllowed { .. }
+            | GatewayError::Unauthenticated { .. }
+            | GatewayError::Forbidden { .. } => Fault::Client,
+            GatewayError::AuthUnavailable(_) => Fault::Upstream,
             GatewayError::UpstreamTimeout(_) | GatewayError::UpstreamUnreachable(_) => {
                 Fault::Upstream
             }
@@ -65,6 +84,9 @@ impl GatewayError {
             }
             GatewayError::RouteNotFound => ProblemType::ROUTE_NOT_FOUND,
             GatewayError::MethodNotAllowed { .. } => ProblemType::METHOD_NOT_ALLOWED,
+            GatewayError::Unauthenticated { .. } => ProblemType::UNAUTHORIZED,
+            GatewayError::Forbidden { .. } => ProblemType::FORBIDDEN,
+            GatewayError::AuthUnavailable(_) => ProblemType::AUTH_UNAVAILABLE,
             GatewayError::UpstreamTimeout(_) => ProblemType::UPSTREAM_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) => ProblemType::UPSTREAM_UNREACHABLE,
             GatewayError::Internal(_) => ProblemType::INTERNAL,
@@ -90,6 +112,18 @@ impl GatewayError {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            GatewayError::Unauthenticated { invalid: false, .. } => {
+                "This route requires credentials.".to_owned()
+            }
+            GatewayError::Unauthenticated { invalid: true, .. } => {
+                "The credentials presented are not valid.".to_owned()
+            }
+            GatewayError::Forbidden { .. } => {
+                "The credentials are valid but lack a role or scope this route requires.".to_owned()
+            }
+            GatewayError::AuthUnavailable(_) => {
+                "Credentials could not be checked right now; try again shortly.".to_owned()
+            }
             GatewayError::UpstreamTimeout(timeout) => format!(
                 "The upstream service did not answer within {} ms.",
                 timeout.as_millis()
@@ -105,15 +139,34 @@ impl GatewayError {
     /// The problem response, with any headers the status calls for.
     pub fn into_response<S>(&self, request_id: &str) -> Response<Body<S>> {
         let mut response = self.problem(request_id).into_response();
-        if let GatewayError::MethodNotAllowed { allow } = self {
-            let list = allow
-                .iter()
-                .map(Method::as_str)
-                .collect::<Vec<_>>()
-                .join(", ");
-            if let Ok(value) = HeaderValue::from_str(&list) {
-                response.headers_mut().insert(header::ALLOW, value);
+        let headers = response.headers_mut();
+        match self {
+            GatewayError::MethodNotAllowed { allow } => {
+                let list = allow
+                    .iter()
+                    .map(Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if let Ok(value) = HeaderValue::from_str(&list) {
+                    headers.insert(header::ALLOW, value);
+                }
             }
+            GatewayError::Unauthenticated { challenges, .. } => {
+                for challenge in challenges {
+                    if let Ok(value) = HeaderValue::from_str(challenge) {
+                        headers.append(header::WWW_AUTHENTICATE, value);
+                    }
+                }
+            }
+            GatewayError::Forbidden {
+                challenge: Some(challenge),
+                ..
+            } => {
+                if let Ok(value) = HeaderValue::from_str(challenge) {
+                    headers.insert(header::WWW_AUTHENTICATE, value);
+                }
+            }
+            _ => {}
         }
         response
     }

@@ -18,6 +18,8 @@ pub enum Level {
 }
 
 /// Everything the gateway logs.
+// Events live only as long as it takes to log them; boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -35,15 +37,30 @@ pub enum Event {
     ConfigMissing,
     /// Reading the configuration from KV failed.
     ConfigReadFailed { kept_previous: bool, error: String },
+    /// An issuer's key set was fetched.
+    JwksFetched {
+        url: String,
+        keys: usize,
+        cache_seconds: u64,
+    },
+    /// Fetching an issuer's key set failed; with `kept_previous` the last
+    /// set stays in use.
+    JwksFetchFailed {
+        url: String,
+        error: String,
+        kept_previous: bool,
+    },
 }
 
 impl Event {
     pub fn level(&self) -> Level {
         match self {
             Event::Request(log) if log.status >= 500 => Level::Error,
-            Event::Request(_) | Event::ConfigLoaded { .. } => Level::Info,
+            Event::Request(_) | Event::ConfigLoaded { .. } | Event::JwksFetched { .. } => {
+                Level::Info
+            }
             Event::ConfigRefused { .. } | Event::ConfigMissing => Level::Warn,
-            Event::ConfigReadFailed { .. } => Level::Error,
+            Event::ConfigReadFailed { .. } | Event::JwksFetchFailed { .. } => Level::Error,
         }
     }
 
@@ -73,6 +90,9 @@ pub struct AccessLog {
     pub path: String,
     pub route: Option<String>,
     pub service: Option<String>,
+    pub auth_method: Option<&'static str>,
+    pub consumer: Option<String>,
+    pub key_id: Option<String>,
     pub status: u16,
     pub upstream_status: Option<u16>,
     pub duration_ms: u64,

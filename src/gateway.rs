@@ -1,19 +1,22 @@
 //! The gateway: one request in, one response out, through the phases in
 //! their fixed order (see [`crate::phases`]).
 //!
-//! [`Gateway`] holds what an isolate keeps between requests (today, the
-//! current configuration). [`Gateway::handle`] never fails and never
-//! panics: every error becomes a problem+json response here, and nowhere
-//! else, and every request is logged once.
+//! [`Gateway`] holds what an isolate keeps between requests: the current
+//! configuration and the authentication caches. [`Gateway::handle`] never
+//! fails and never panics: every error becomes a problem+json response
+//! here, and nowhere else, and every request is logged once.
 
 use std::net::IpAddr;
 
+use http::request::Parts;
+
+use crate::auth::AuthState;
 use crate::body::Body;
-use crate::config::{ConfigSource, Settings};
+use crate::config::{Config, ConfigSource, Settings};
 use crate::error::GatewayError;
-use crate::phases::forward::ClientInfo;
+use crate::phases::forward::{ClientInfo, IdentityHeaders};
 use crate::phases::log::RequestLog;
-use crate::phases::{forward, request_id, respond, route, upstream};
+use crate::phases::{authenticate, authorize, forward, request_id, respond, route, upstream};
 use crate::platform::Platform;
 
 /// A request as the runtime hands it over.
@@ -28,11 +31,17 @@ pub struct Inbound<S> {
 #[derive(Default)]
 pub struct Gateway {
     config: ConfigSource,
+    auth: AuthState,
 }
 
 impl Gateway {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The isolate's authentication caches (for diagnostics and tests).
+    pub fn auth_state(&self) -> &AuthState {
+        &self.auth
     }
 
     /// Serve one request.
@@ -64,22 +73,12 @@ impl Gateway {
         let outcome = match &config {
             Err(reason) => Err(GatewayError::NotConfigured(reason.clone())),
             Ok(config) => {
-                async {
-                    let routed =
-                        route::match_route(config, &parts.method, &parts.uri, &parts.headers)?;
-                    log.routed(&routed.route.id, &routed.service.name);
-                    let client =
-                        ClientInfo::from_request(&parts.uri, &parts.headers, inbound.client_ip);
-                    let mut request = http::Request::new(body);
-                    *request.method_mut() = parts.method.clone();
-                    *request.uri_mut() = forward::upstream_uri(&routed, parts.uri.query())?;
-                    *request.headers_mut() =
-                        forward::upstream_headers(&parts.headers, &client, settings, &request_id);
-                    let response = upstream::send(platform, request, routed.route.timeout).await?;
-                    log.upstream_status(response.status().as_u16());
-                    Ok(respond::from_upstream(response))
-                }
-                .await
+                let request = Proxied {
+                    parts: &parts,
+                    client_ip: inbound.client_ip,
+                    request_id: &request_id,
+                };
+                self.proxy(platform, config, request, body, &mut log).await
             }
         };
 
@@ -95,6 +94,76 @@ impl Gateway {
         );
         log.finish(response.status().as_u16(), platform.now(), platform);
         response
+    }
+
+    /// The phases from "match route" to "upstream".
+    async fn proxy<P: Platform>(
+        &self,
+        platform: &P,
+        config: &std::rc::Rc<Config>,
+        request: Proxied<'_>,
+        body: Body<P::Stream>,
+        log: &mut RequestLog,
+    ) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
+        let parts = request.parts;
+        let routed = route::match_route(config, &parts.method, &parts.uri, &parts.headers)?;
+        log.routed(&routed.route.id, &routed.service.name);
+
+        let policy = routed.route.auth.as_ref();
+        let identity = match policy {
+            Some(policy) => {
+                self.auth.use_config(config);
+                let identity = authenticate::authenticate(
+                    platform,
+                    &self.auth,
+                    &config.auth,
+                    policy,
+                    &parts.headers,
+                    parts.uri.query(),
+                )
+                .await?;
+                log.identity(&identity);
+                authorize::authorize(policy, &identity)?;
+                Some(identity)
+            }
+            None => None,
+        };
+        let signing_secret = match &config.auth.signing_secret {
+            Some(name) => Some(platform.secret(name).ok_or_else(|| {
+                GatewayError::Internal(format!("the signing secret {name} is not set"))
+            })?),
+            None => None,
+        };
+
+        let client = ClientInfo::from_request(&parts.uri, &parts.headers, request.client_ip);
+        let query = forward::upstream_query(parts.uri.query(), policy);
+        let uri = forward::upstream_uri(&routed, query.as_deref())?;
+        let mut headers = forward::upstream_headers(
+            &parts.headers,
+            &client,
+            &config.settings,
+            request.request_id,
+        );
+        forward::set_identity_headers(
+            &mut headers,
+            &parts.method,
+            &uri,
+            &IdentityHeaders {
+                prefix: &config.auth.identity_prefix,
+                policy,
+                identity: identity.as_ref(),
+                signing: signing_secret
+                    .as_deref()
+                    .map(|secret| (secret.as_bytes(), platform.now().as_secs())),
+            },
+        );
+        let mut outbound = http::Request::new(body);
+        *outbound.method_mut() = parts.method.clone();
+        *outbound.uri_mut() = uri;
+        *outbound.headers_mut() = headers;
+        let response = upstream::send(platform, outbound, routed.route.timeout).await?;
+        log.upstream_status(response.status().as_u16());
+        Ok(respond::from_upstream(response))
     }
 
     /// Answer a request the runtime could not turn into an [`Inbound`]
@@ -120,4 +189,11 @@ impl Gateway {
         log.finish(response.status().as_u16(), platform.now(), platform);
         response
     }
+}
+
+/// The parts of a request the proxy phases read.
+struct Proxied<'a> {
+    parts: &'a Parts,
+    client_ip: Option<IpAddr>,
+    request_id: &'a str,
 }

@@ -24,6 +24,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
 )]
 
+pub mod auth;
 pub mod body;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod cli;

@@ -46,6 +46,21 @@ impl ProblemType {
         title: "Method not allowed on this route",
         status: StatusCode::METHOD_NOT_ALLOWED,
     };
+    pub const UNAUTHORIZED: ProblemType = ProblemType {
+        slug: "unauthorized",
+        title: "Authentication required",
+        status: StatusCode::UNAUTHORIZED,
+    };
+    pub const FORBIDDEN: ProblemType = ProblemType {
+        slug: "forbidden",
+        title: "Access denied",
+        status: StatusCode::FORBIDDEN,
+    };
+    pub const AUTH_UNAVAILABLE: ProblemType = ProblemType {
+        slug: "auth-unavailable",
+        title: "Authentication temporarily unavailable",
+        status: StatusCode::SERVICE_UNAVAILABLE,
+    };
     pub const UPSTREAM_UNREACHABLE: ProblemType = ProblemType {
         slug: "upstream-unreachable",
         title: "Upstream service unreachable",
@@ -63,11 +78,14 @@ impl ProblemType {
     };
 
     /// Every problem type, for docs and tests.
-    pub const ALL: [ProblemType; 7] = [
+    pub const ALL: [ProblemType; 10] = [
         Self::NOT_CONFIGURED,
         Self::BAD_REQUEST,
         Self::ROUTE_NOT_FOUND,
         Self::METHOD_NOT_ALLOWED,
+        Self::UNAUTHORIZED,
+        Self::FORBIDDEN,
+        Self::AUTH_UNAVAILABLE,
         Self::UPSTREAM_UNREACHABLE,
         Self::UPSTREAM_TIMEOUT,
         Self::INTERNAL,

@@ -54,7 +54,7 @@ fn scratch(name: &str) -> PathBuf {
 
 #[test]
 fn validate_accepts_the_demo_config() {
-    let output = portico(&["config", "validate", "fixtures/config/demo.json"], None);
+    let output = portico(&["config", "validate", "fixtures/config/basic.json"], None);
     assert!(output.status.success(), "{}", text(&output));
     assert!(text(&output).contains("valid (3 routes, 2 services)"));
 }
@@ -105,7 +105,7 @@ fn push_writes_the_checked_document_through_wrangler() {
         &[
             "config",
             "push",
-            "fixtures/config/demo.json",
+            "fixtures/config/basic.json",
             "--local",
             "--persist-to",
             "state/dir",
@@ -123,10 +123,10 @@ fn push_writes_the_checked_document_through_wrangler() {
         first_line.ends_with("--local --persist-to state/dir --config wrangler.toml"),
         "{first_line}"
     );
-    let demo = std::fs::read_to_string("fixtures/config/demo.json")
+    let demo = std::fs::read_to_string("fixtures/config/basic.json")
         .or_else(|_| {
             std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config/demo.json"),
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config/basic.json"),
             )
         })
         .unwrap();
@@ -138,7 +138,7 @@ fn push_writes_the_checked_document_through_wrangler() {
 
 #[test]
 fn push_needs_local_or_remote() {
-    let output = portico(&["config", "push", "fixtures/config/demo.json"], None);
+    let output = portico(&["config", "push", "fixtures/config/basic.json"], None);
     assert_eq!(output.status.code(), Some(2));
     assert!(text(&output).contains("--local"));
 }
@@ -148,7 +148,7 @@ fn a_failing_wrangler_is_reported() {
     let dir = scratch("push-failing");
     let wrangler = script_wrangler(&dir, "echo 'You are not authenticated' >&2; exit 1");
     let output = portico(
-        &["config", "push", "fixtures/config/demo.json", "--remote"],
+        &["config", "push", "fixtures/config/basic.json", "--remote"],
         Some(&wrangler),
     );
     assert_eq!(output.status.code(), Some(2), "{}", text(&output));
@@ -168,7 +168,7 @@ fn explain_shows_route_params_and_upstream() {
             "GET",
             "http://127.0.0.1:8787/api/users/42/profile?x=1",
             "--config",
-            "fixtures/config/demo.json",
+            "fixtures/config/basic.json",
         ],
         None,
     );
@@ -195,7 +195,7 @@ fn explain_reports_404_and_405_and_exits_1() {
             "PATCH",
             "/api/orders/1",
             "--config",
-            "fixtures/config/demo.json",
+            "fixtures/config/basic.json",
         ],
         None,
     );
@@ -209,7 +209,7 @@ fn explain_reports_404_and_405_and_exits_1() {
             "GET",
             "/nope",
             "--config",
-            "fixtures/config/demo.json",
+            "fixtures/config/basic.json",
         ],
         None,
     );
@@ -222,7 +222,7 @@ fn explain_reads_kv_through_wrangler_when_no_file_is_given() {
     let dir = scratch("explain-kv");
     let config = dir.join("config.json");
     std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config/demo.json"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/config/basic.json"),
         &config,
     )
     .unwrap();

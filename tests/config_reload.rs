@@ -15,7 +15,8 @@ use portico::platform::KvNamespace;
 const REFRESH: Duration = Duration::from_secs(5); // demo.json's config_refresh_seconds
 
 fn with_extra_route(path: &str) -> String {
-    let mut config: serde_json::Value = serde_json::from_str(&fixture("config/demo.json")).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&fixture("config/basic.json")).unwrap();
     config["routes"]
         .as_array_mut()
         .unwrap()
@@ -27,7 +28,7 @@ fn with_extra_route(path: &str) -> String {
 
 #[test]
 fn no_config_in_kv_gives_503_not_configured() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     harness.platform.kv_delete(KvNamespace::Config, CONFIG_KEY);
     let response = harness.get("http://gw.example/api/users/1");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
@@ -40,7 +41,7 @@ fn no_config_in_kv_gives_503_not_configured() {
 
 #[test]
 fn kv_is_read_once_per_refresh_interval() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     for _ in 0..10 {
         assert_eq!(
             harness.get("http://gw.example/api/users/1").status(),
@@ -58,7 +59,7 @@ fn kv_is_read_once_per_refresh_interval() {
 
 #[test]
 fn an_edited_config_takes_effect_after_the_refresh_interval() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     assert_eq!(
         harness.get("http://gw.example/new/x").status(),
         StatusCode::NOT_FOUND
@@ -78,7 +79,7 @@ fn an_edited_config_takes_effect_after_the_refresh_interval() {
 
 #[test]
 fn a_refused_config_keeps_the_last_good_one_serving() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     assert_eq!(
         harness.get("http://gw.example/api/users/1").status(),
         StatusCode::OK
@@ -135,7 +136,7 @@ fn a_refused_config_with_nothing_to_fall_back_on_gives_503() {
 
 #[test]
 fn a_failing_kv_read_keeps_the_last_good_config() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     harness.get("http://gw.example/api/users/1");
     harness.platform.fail_kv(Some("KV is having a bad day"));
     harness.platform.advance(REFRESH);
@@ -151,7 +152,7 @@ fn a_failing_kv_read_keeps_the_last_good_config() {
         }
     )));
 
-    let cold = Harness::demo();
+    let cold = Harness::basic();
     cold.platform.fail_kv(Some("down"));
     assert_eq!(
         cold.get("http://gw.example/api/users/1").status(),
@@ -167,7 +168,7 @@ fn a_failing_kv_read_keeps_the_last_good_config() {
 
 #[test]
 fn an_unchanged_document_is_not_parsed_again() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     harness.get("http://gw.example/api/users/1");
     harness.platform.advance(REFRESH);
     harness.get("http://gw.example/api/users/1");
@@ -183,7 +184,7 @@ fn an_unchanged_document_is_not_parsed_again() {
 
 #[test]
 fn a_clock_going_backwards_does_not_force_rereads() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     harness.get("http://gw.example/api/users/1");
     let now = portico::platform::Clock::now(&harness.platform);
     harness

@@ -10,10 +10,22 @@ use common::fixture;
 use portico::config::Config;
 
 #[test]
-fn demo_and_full_fixtures_are_valid() {
+fn basic_demo_and_full_fixtures_are_valid() {
+    let basic = Config::from_json(&fixture("config/basic.json")).expect("basic config");
+    assert_eq!(basic.routes.len(), 3);
+    assert!(basic.routes.iter().all(|r| r.auth.is_none()));
+
     let demo = Config::from_json(&fixture("config/demo.json")).expect("demo config");
-    assert_eq!(demo.routes.len(), 3);
     assert_eq!(demo.services.len(), 2);
+    assert_eq!(demo.auth.issuers.len(), 1);
+    assert_eq!(
+        demo.auth.signing_secret.as_deref(),
+        Some("PORTICO_IDENTITY_SECRET")
+    );
+    assert!(
+        demo.routes.iter().all(|r| r.auth.is_some()),
+        "every demo route is protected"
+    );
 
     let full = Config::from_json(&fixture("config/full.json")).expect("full config");
     assert_eq!(full.settings.refresh, Duration::from_secs(30));
@@ -112,6 +124,46 @@ const INVALID: &[(&str, &str, &str)] = &[
         "bad-request-id-header",
         "settings.request_id_header",
         "manages itself",
+    ),
+    (
+        "auth-unknown-issuer",
+        "routes[0].auth.jwt[0]",
+        "no usable auth.jwt entry named 'nope'",
+    ),
+    (
+        "auth-weak-rsa-key",
+        "auth.jwt.test.keys[0]",
+        "at least 2048 bits",
+    ),
+    (
+        "auth-private-key",
+        "auth.jwt.test.keys[0]",
+        "configure the public key only",
+    ),
+    (
+        "auth-bad-algorithm",
+        "auth.jwt.test.algorithms[1]",
+        "'none' is not one of",
+    ),
+    (
+        "auth-keys-and-jwks",
+        "auth.jwt.test",
+        "either 'keys' or 'jwks_url'",
+    ),
+    (
+        "auth-empty-route-policy",
+        "routes[0].auth",
+        "accept at least one of",
+    ),
+    (
+        "auth-requirement-both",
+        "routes[0].auth.roles",
+        "exactly one of 'all_of' or 'any_of'",
+    ),
+    (
+        "auth-secret-value",
+        "auth.introspection.corp.client_secret",
+        "give the name of the secret",
     ),
 ];
 

@@ -13,7 +13,7 @@ use portico::events::Event;
 
 #[test]
 fn demo_routes_reach_their_services_with_the_forwarded_path() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
 
     let response = harness.get("http://gw.example/api/users/42?expand=orders&x=%2F");
     assert_eq!(response.status(), StatusCode::OK);
@@ -33,7 +33,7 @@ fn demo_routes_reach_their_services_with_the_forwarded_path() {
 
 #[test]
 fn method_path_query_and_body_are_forwarded_unchanged() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     let mut post = request(
         Method::POST,
         "http://gw.example/api/orders/new?a=1&a=2&empty=",
@@ -78,7 +78,7 @@ fn a_route_timeout_overrides_the_service_timeout() {
 
 #[test]
 fn an_upstream_over_its_timeout_gives_504() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     let response = harness.get("http://gw.example/api/orders/1?delay_ms=2500");
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     let problem = body_json(&response);
@@ -120,7 +120,7 @@ fn an_unreachable_upstream_gives_502_without_its_address() {
 
 #[test]
 fn upstream_errors_and_redirects_pass_through_untouched() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     let response = harness.get("http://gw.example/api/users/1?status=503");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
@@ -140,7 +140,7 @@ fn upstream_errors_and_redirects_pass_through_untouched() {
 
 #[test]
 fn a_well_formed_request_id_is_kept_end_to_end_and_others_replaced() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     let response = harness.send(request(
         Method::GET,
         "http://gw.example/api/users/1",
@@ -167,7 +167,7 @@ fn a_well_formed_request_id_is_kept_end_to_end_and_others_replaced() {
 
 #[test]
 fn every_request_is_logged_once_without_its_query() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     harness.get("http://gw.example/api/users/1?api_key=secret");
     harness.get("http://gw.example/nope");
     let logs: Vec<_> = harness
@@ -191,7 +191,7 @@ fn every_request_is_logged_once_without_its_query() {
 
 #[test]
 fn head_requests_get_no_body_even_for_problems() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     let response = harness.send(request(Method::HEAD, "http://gw.example/nope", &[]));
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert!(response.body().is_empty());
@@ -203,7 +203,7 @@ fn head_requests_get_no_body_even_for_problems() {
 
 #[test]
 fn malformed_paths_get_400() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     for path in ["/api/users/%zz", "/api/users/%2e%2e/admin"] {
         let response = harness.get(&format!("http://gw.example{path}"));
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{path}");

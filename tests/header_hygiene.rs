@@ -19,7 +19,7 @@ fn upstream_headers(harness: &Harness) -> HeaderMap {
 
 #[test]
 fn hop_by_hop_headers_are_removed_towards_the_upstream() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     harness.send(request(
         Method::GET,
         "http://gw.example/api/users/1",
@@ -50,7 +50,7 @@ fn hop_by_hop_headers_are_removed_towards_the_upstream() {
 
 #[test]
 fn hop_by_hop_headers_are_removed_towards_the_client() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     let response = harness.get("http://gw.example/api/users/1");
     let headers = response.headers();
     // The echo origin sends Connection: keep-alive, x-origin-secret.
@@ -62,7 +62,7 @@ fn hop_by_hop_headers_are_removed_towards_the_client() {
 
 #[test]
 fn forwarding_headers_describe_the_real_client() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     harness.send(request(
         Method::GET,
         "https://api.example.com:8443/api/users/1",
@@ -79,7 +79,7 @@ fn forwarding_headers_describe_the_real_client() {
 
 #[test]
 fn spoofed_forwarding_headers_from_the_client_are_dropped() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     harness.send(request(
         Method::GET,
         "http://gw.example/api/users/1",
@@ -109,7 +109,7 @@ fn spoofed_forwarding_headers_from_the_client_are_dropped() {
 
 #[test]
 fn trusted_forwarding_headers_are_kept_and_extended() {
-    let config = fixture("config/demo.json").replace(
+    let config = fixture("config/basic.json").replace(
         r#""config_refresh_seconds": 5"#,
         r#""config_refresh_seconds": 5, "trust_forwarded_headers": true"#,
     );
@@ -137,7 +137,7 @@ fn trusted_forwarding_headers_are_kept_and_extended() {
 
 #[test]
 fn without_a_known_client_address_no_forwarded_for_is_invented() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     harness.send_from(
         request(
             Method::GET,
@@ -151,7 +151,7 @@ fn without_a_known_client_address_no_forwarded_for_is_invented() {
 
 #[test]
 fn the_request_id_header_name_is_configurable() {
-    let config = fixture("config/demo.json").replace(
+    let config = fixture("config/basic.json").replace(
         r#""config_refresh_seconds": 5"#,
         r#""config_refresh_seconds": 5, "request_id_header": "X-Correlation-Id""#,
     );

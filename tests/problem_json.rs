@@ -33,7 +33,7 @@ fn assert_problem(response: &http::Response<portico::Body<bytes::Bytes>>, kind: 
 
 #[test]
 fn not_found_is_a_problem() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     assert_problem(
         &harness.get("http://gw.example/nothing/here"),
         ProblemType::ROUTE_NOT_FOUND,
@@ -42,7 +42,7 @@ fn not_found_is_a_problem() {
 
 #[test]
 fn method_not_allowed_is_a_problem_with_allow() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     let response = harness.send(request(
         Method::PATCH,
         "http://gw.example/api/orders/1",
@@ -58,7 +58,7 @@ fn method_not_allowed_is_a_problem_with_allow() {
 
 #[test]
 fn upstream_failures_are_problems() {
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     assert_problem(
         &harness.get("http://gw.example/api/orders/1?delay_ms=5000"),
         ProblemType::UPSTREAM_TIMEOUT,
@@ -79,7 +79,7 @@ fn unconfigured_and_bad_requests_are_problems() {
         &harness.get("http://gw.example/"),
         ProblemType::NOT_CONFIGURED,
     );
-    let harness = Harness::demo();
+    let harness = Harness::basic();
     assert_problem(
         &harness.get("http://gw.example/a/%2E%2E/b"),
         ProblemType::BAD_REQUEST,
@@ -96,6 +96,9 @@ fn problem_types_are_stable_and_distinct() {
             "bad-request",
             "route-not-found",
             "method-not-allowed",
+            "unauthorized",
+            "forbidden",
+            "auth-unavailable",
             "upstream-unreachable",
             "upstream-timeout",
             "internal-error",

@@ -16,12 +16,14 @@ use std::time::Duration;
 use http::HeaderName;
 use http::uri::{Authority, Scheme, Uri};
 
+use crate::auth::{AuthSettings, RouteAuth};
 use crate::phases::forward::is_hop_by_hop;
 use crate::routing::path::normalize_escapes;
 use crate::routing::{
     HostPattern, MethodSet, PathPattern, PathTransform, RouteConflict, RouteSpec, RouteTable,
 };
 
+mod auth;
 pub mod error;
 pub mod source;
 pub mod wire;
@@ -45,6 +47,7 @@ const MAX_NAME_LEN: usize = 64;
 #[derive(Debug)]
 pub struct Config {
     pub settings: Settings,
+    pub auth: AuthSettings,
     pub services: Vec<Service>,
     /// In document order; `table` indexes the same routes.
     pub routes: Vec<Route>,
@@ -105,6 +108,8 @@ pub struct Route {
     pub service: usize,
     pub transform: PathTransform,
     pub timeout: Duration,
+    /// `None`: a public route.
+    pub auth: Option<RouteAuth>,
 }
 
 impl Config {
@@ -139,6 +144,7 @@ impl Config {
         }
         let mut issues = Issues::default();
         let settings = check_settings(&document.settings, &mut issues);
+        let (auth, auth_names) = auth::check_auth(&document.auth, &mut issues);
         let (services, service_index) = check_services(&document.services, &mut issues);
 
         let mut routes = Vec::with_capacity(document.routes.len());
@@ -160,6 +166,7 @@ impl Config {
                 &services,
                 &service_index,
                 &document.services,
+                &auth_names,
                 &mut issues,
             ) {
                 specs.push(spec);
@@ -191,6 +198,7 @@ impl Config {
         })?;
         Ok(Config {
             settings,
+            auth,
             services,
             routes,
             table,
@@ -203,9 +211,9 @@ impl Config {
     }
 }
 
-const NAME_RULE: &str = "must be 1 to 64 characters of letters, digits, '-', '_' or '.'";
+pub(crate) const NAME_RULE: &str = "must be 1 to 64 characters of letters, digits, '-', '_' or '.'";
 
-fn is_name(name: &str) -> bool {
+pub(crate) fn is_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name
@@ -338,6 +346,7 @@ fn check_route(
     services: &[Service],
     service_index: &BTreeMap<String, usize>,
     declared_services: &BTreeMap<String, wire::ServiceDocument>,
+    auth_names: &auth::AuthNames,
     issues: &mut Issues,
 ) -> Option<(RouteSpec, Route)> {
     let before = issues.len();
@@ -403,10 +412,18 @@ fn check_route(
         (None, None, _) => Some(PathTransform::Keep),
         (_, _, None) => None,
     };
+    let route_auth = route
+        .auth
+        .as_ref()
+        .map(|document| auth::check_route_auth(document, at, auth_names, issues));
     if issues.len() != before {
         return None;
     }
     let (path, methods, service, transform) = (path?, methods?, service?, transform?);
+    let auth = match route_auth {
+        Some(checked) => Some(checked?),
+        None => None,
+    };
     Some((
         RouteSpec {
             id: route.id.clone(),
@@ -419,6 +436,7 @@ fn check_route(
             service,
             transform,
             timeout,
+            auth,
         },
     ))
 }

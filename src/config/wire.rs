@@ -20,6 +20,8 @@ pub struct ConfigDocument {
     pub version: u32,
     #[serde(default)]
     pub settings: SettingsDocument,
+    #[serde(default)]
+    pub auth: AuthDocument,
     pub services: BTreeMap<String, ServiceDocument>,
     pub routes: Vec<RouteDocument>,
 }
@@ -50,4 +52,88 @@ pub struct RouteDocument {
     pub strip_prefix: Option<String>,
     pub rewrite: Option<String>,
     pub timeout_ms: Option<u64>,
+    pub auth: Option<RouteAuthDocument>,
+}
+
+/// Gateway-wide authentication settings: the identity headers, API-key
+/// caching, trusted JWT issuers and introspection endpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthDocument {
+    pub identity_header_prefix: Option<String>,
+    pub signing_secret: Option<String>,
+    pub api_keys: Option<ApiKeysDocument>,
+    #[serde(default)]
+    pub jwt: BTreeMap<String, IssuerDocument>,
+    #[serde(default)]
+    pub introspection: BTreeMap<String, IntrospectorDocument>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeysDocument {
+    pub cache_seconds: Option<u64>,
+    pub negative_cache_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerDocument {
+    pub issuer: String,
+    pub audiences: Option<Vec<String>>,
+    pub algorithms: Vec<String>,
+    /// JWKs (JSON objects), or `{"pem": "...", "kid": "..."}` objects.
+    pub keys: Option<Vec<serde_json::Value>>,
+    pub jwks_url: Option<String>,
+    pub jwks_min_cache_seconds: Option<u64>,
+    pub jwks_max_cache_seconds: Option<u64>,
+    pub jwks_refetch_seconds: Option<u64>,
+    pub jwks_timeout_ms: Option<u64>,
+    pub leeway_seconds: Option<u64>,
+    pub required_claims: Option<Vec<String>>,
+    pub roles_claim: Option<String>,
+    pub scopes_claim: Option<String>,
+    pub max_token_bytes: Option<usize>,
+    pub cache_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectorDocument {
+    pub url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub cache_seconds: Option<u64>,
+    pub negative_cache_seconds: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    pub roles_claim: Option<String>,
+    pub scopes_claim: Option<String>,
+}
+
+/// A route's authentication policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteAuthDocument {
+    /// Accept API keys; `{}` for the default header.
+    pub api_key: Option<ApiKeySourceDocument>,
+    pub jwt: Option<Vec<String>>,
+    pub introspection: Option<Vec<String>>,
+    pub roles: Option<RequirementDocument>,
+    pub scopes: Option<RequirementDocument>,
+    pub forward_credentials: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySourceDocument {
+    pub header: Option<String>,
+    pub bearer: Option<bool>,
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementDocument {
+    pub all_of: Option<Vec<String>>,
+    pub any_of: Option<Vec<String>>,
 }

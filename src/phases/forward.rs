@@ -10,6 +10,11 @@
 //!   `Forwarded`, `X-Real-IP`, any other `X-Forwarded-*`) are dropped, not
 //!   believed; with `trust_forwarded_headers` they are kept and extended.
 //! - The request id header carries the id chosen for this request.
+//! - Client-sent copies of the identity headers are always dropped; the
+//!   verified identity, and its signature when a signing secret is set,
+//!   are written (see [`crate::auth::identity`]). Unless the route says
+//!   otherwise, the credential itself (API key header or query parameter,
+//!   `Authorization`) does not go upstream.
 //!
 //! The body is never read here.
 
@@ -18,6 +23,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 
+use crate::auth::{Identity, RouteAuth, credentials, identity};
 use crate::config::Settings;
 use crate::error::GatewayError;
 use crate::phases::route::Routed;
@@ -188,4 +194,64 @@ pub fn upstream_headers(
         headers.insert(&settings.request_id_header, value);
     }
     headers
+}
+
+/// The query string the upstream receives: the client's, less an API key
+/// passed in it (unless the route forwards credentials).
+pub fn upstream_query(query: Option<&str>, policy: Option<&RouteAuth>) -> Option<String> {
+    let query = query?;
+    match policy {
+        Some(policy) if !policy.forward_credentials => {
+            match policy.api_key.as_ref().and_then(|s| s.query.as_deref()) {
+                Some(name) => {
+                    Some(credentials::remove_query_param(query, name)).filter(|q| !q.is_empty())
+                }
+                None => Some(query.to_owned()),
+            }
+        }
+        _ => Some(query.to_owned()),
+    }
+}
+
+/// What the upstream learns about the caller.
+pub struct IdentityHeaders<'a> {
+    /// Lower-case identity header prefix.
+    pub prefix: &'a str,
+    pub policy: Option<&'a RouteAuth>,
+    pub identity: Option<&'a Identity>,
+    /// The signing secret and the time to sign with (Unix seconds).
+    pub signing: Option<(&'a [u8], u64)>,
+}
+
+/// Replace any identity headers with the verified ones, drop the
+/// credential unless forwarded, and sign.
+pub fn set_identity_headers(
+    headers: &mut HeaderMap,
+    method: &http::Method,
+    upstream: &Uri,
+    context: &IdentityHeaders<'_>,
+) {
+    identity::strip_client_copies(headers, context.prefix);
+    if let Some(policy) = context.policy
+        && !policy.forward_credentials
+    {
+        if let Some(source) = &policy.api_key {
+            headers.remove(&source.header);
+        }
+        headers.remove(header::AUTHORIZATION);
+    }
+    let values = identity::values(context.identity);
+    identity::set_headers(headers, context.prefix, &values);
+    if let Some((secret, timestamp)) = context.signing {
+        let path_and_query = upstream.path_and_query().map_or("/", |p| p.as_str());
+        identity::sign(
+            headers,
+            context.prefix,
+            secret,
+            timestamp,
+            method.as_str(),
+            path_and_query,
+            &values,
+        );
+    }
 }

@@ -1,11 +1,13 @@
 //! Phase "log": one structured access-log event per request.
 //!
 //! The record holds the path without its query string, the route and
-//! service, both statuses, the duration and, for errors, the problem type
-//! and the operator-facing reason. It never holds headers or bodies.
+//! service, the caller's auth method, consumer and key id, both statuses,
+//! the duration and, for errors, the problem type and the operator-facing
+//! reason. It never holds headers, credentials or bodies.
 
 use http::Method;
 
+use crate::auth::{AuthMethod, Identity};
 use crate::error::GatewayError;
 use crate::events::{AccessLog, Event};
 use crate::platform::{LogSink, UnixMillis};
@@ -40,6 +42,13 @@ impl RequestLog {
     pub fn routed(&mut self, route: &str, service: &str) {
         self.record.route = Some(route.to_owned());
         self.record.service = Some(service.to_owned());
+    }
+
+    /// Who called (never the credential itself).
+    pub fn identity(&mut self, identity: &Identity) {
+        self.record.auth_method = identity.method.map(AuthMethod::as_str);
+        self.record.consumer = identity.consumer.clone();
+        self.record.key_id = identity.key_id.clone();
     }
 
     pub fn upstream_status(&mut self, status: u16) {

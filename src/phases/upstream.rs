@@ -25,5 +25,8 @@ pub async fn send<P: HttpClient>(
         .map_err(|error| match error {
             FetchError::Timeout(after) => GatewayError::UpstreamTimeout(after),
             FetchError::Unreachable(reason) => GatewayError::UpstreamUnreachable(reason),
+            FetchError::TooLarge(limit) => {
+                GatewayError::UpstreamUnreachable(format!("response over {limit} bytes"))
+            }
         })
 }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::{
     Clock, FetchError, FetchOptions, HttpClient, KvNamespace, KvStore, LogSink, PlatformError,
-    RequestIds, UnixMillis,
+    RequestIds, Secrets, UnixMillis,
 };
 use crate::body::Body;
 use crate::events::Event;
@@ -53,6 +53,7 @@ pub struct MemoryPlatform {
     sent: RefCell<Vec<RecordedRequest>>,
     events: RefCell<Vec<Event>>,
     next_id: Cell<u64>,
+    secrets: RefCell<HashMap<String, String>>,
 }
 
 impl Default for MemoryPlatform {
@@ -73,6 +74,7 @@ impl MemoryPlatform {
             sent: RefCell::default(),
             events: RefCell::default(),
             next_id: Cell::new(1),
+            secrets: RefCell::default(),
         }
     }
 
@@ -116,6 +118,13 @@ impl MemoryPlatform {
         self.origins
             .borrow_mut()
             .insert(authority.to_owned(), Rc::new(handler));
+    }
+
+    /// Set a Worker secret.
+    pub fn set_secret(&self, name: &str, value: &str) {
+        self.secrets
+            .borrow_mut()
+            .insert(name.to_owned(), value.to_owned());
     }
 
     /// Outbound requests sent so far, oldest first.
@@ -205,6 +214,23 @@ impl HttpClient for MemoryPlatform {
                 Body::Stream(bytes)
             }
         }))
+    }
+
+    async fn read_body(&self, body: Body<Bytes>, limit: usize) -> Result<Bytes, FetchError> {
+        let bytes = match body {
+            Body::Empty => Bytes::new(),
+            Body::Full(bytes) | Body::Stream(bytes) => bytes,
+        };
+        if bytes.len() > limit {
+            return Err(FetchError::TooLarge(limit));
+        }
+        Ok(bytes)
+    }
+}
+
+impl Secrets for MemoryPlatform {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.secrets.borrow().get(name).cloned()
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! The core (config, routing, phases, gateway) talks to the outside world
 //! only through the traits here: the clock, Workers KV, outbound HTTP, the
-//! log sink and a source of request ids. Two implementations exist:
+//! log sink, a source of request ids and Worker secrets. Two implementations exist:
 //! [`workers`] (wasm32 only) adapts them to the Cloudflare Workers runtime
 //! with the `worker` crate, and [`memory`] keeps everything in memory with
 //! a fake clock for native tests and the CLI.
@@ -13,6 +13,8 @@
 
 use std::fmt;
 use std::time::Duration;
+
+use bytes::Bytes;
 
 use crate::body::Body;
 use crate::events::Event;
@@ -29,6 +31,19 @@ impl UnixMillis {
     /// Time elapsed since `earlier`, or zero if the clock went backwards.
     pub fn since(self, earlier: UnixMillis) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+
+    /// This instant moved `by` into the future (saturating).
+    pub fn plus(self, by: Duration) -> UnixMillis {
+        UnixMillis(
+            self.0
+                .saturating_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX)),
+        )
+    }
+
+    /// Whole seconds since the Unix epoch.
+    pub fn as_secs(self) -> u64 {
+        self.0 / 1000
     }
 }
 
@@ -90,6 +105,9 @@ pub enum FetchError {
     /// for logs only: it may name internal addresses.
     #[error("upstream unreachable: {0}")]
     Unreachable(String),
+    /// A body the gateway reads itself was longer than allowed.
+    #[error("body longer than {0} bytes")]
+    TooLarge(usize),
 }
 
 /// Outbound HTTP. Redirects are never followed: a 3xx goes back to the
@@ -104,6 +122,11 @@ pub trait HttpClient {
         request: http::Request<Body<Self::Stream>>,
         options: FetchOptions,
     ) -> Result<http::Response<Body<Self::Stream>>, FetchError>;
+
+    /// Read a body to the end, for the few responses the gateway itself
+    /// consumes (JWKS documents, introspection results). Fails if it is
+    /// longer than `limit` bytes.
+    async fn read_body(&self, body: Body<Self::Stream>, limit: usize) -> Result<Bytes, FetchError>;
 }
 
 /// Where structured log events go (the Workers console, or a list in tests).
@@ -116,10 +139,16 @@ pub trait RequestIds {
     fn new_request_id(&self) -> String;
 }
 
-/// Everything the gateway needs from its runtime.
-pub trait Platform: Clock + KvStore + HttpClient + LogSink + RequestIds {}
+/// Worker secrets (and plain variables) by name: signing keys, client
+/// secrets. Never stored in KV.
+pub trait Secrets {
+    fn secret(&self, name: &str) -> Option<String>;
+}
 
-impl<T: Clock + KvStore + HttpClient + LogSink + RequestIds> Platform for T {}
+/// Everything the gateway needs from its runtime.
+pub trait Platform: Clock + KvStore + HttpClient + LogSink + RequestIds + Secrets {}
+
+impl<T: Clock + KvStore + HttpClient + LogSink + RequestIds + Secrets> Platform for T {}
 
 impl fmt::Display for UnixMillis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod tokens;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -96,8 +98,8 @@ impl Harness {
         }
     }
 
-    pub fn demo() -> Harness {
-        Harness::with_config(&fixture("config/demo.json"))
+    pub fn basic() -> Harness {
+        Harness::with_config(&fixture("config/basic.json"))
     }
 
     pub fn send(&self, request: Request<Body<Bytes>>) -> Response<Body<Bytes>> {
@@ -141,4 +143,36 @@ pub fn body_json(response: &Response<Body<Bytes>>) -> Value {
 
 pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The demo config with `auth` and routes replaced, for auth tests: the
+/// users service (`127.0.0.1:9101`) behind each route.
+pub fn auth_config(auth: Value, routes: Value) -> String {
+    json!({
+        "version": 1,
+        "auth": auth,
+        "services": { "users": { "url": "http://127.0.0.1:9101", "timeout_ms": 5000 } },
+        "routes": routes,
+    })
+    .to_string()
+}
+
+/// The last request that reached an upstream.
+pub fn last_upstream(harness: &Harness) -> RecordedRequest {
+    harness
+        .platform
+        .sent()
+        .last()
+        .cloned()
+        .expect("a request went upstream")
+}
+
+/// Every `WWW-Authenticate` value of a response.
+pub fn challenges(response: &Response<Body<Bytes>>) -> Vec<String> {
+    response
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap_or("?").to_owned())
+        .collect()
 }

@@ -33,6 +33,11 @@ test("the schema rejects the invalid fixtures it can express", () => {
     "lowercase-method",
     "bad-host",
     "bad-refresh",
+    "auth-bad-algorithm",
+    "auth-keys-and-jwks",
+    "auth-empty-route-policy",
+    "auth-requirement-both",
+    "auth-secret-value",
   ];
   for (const name of structural) {
     assert.equal(validate(fixture(`invalid/${name}.json`)), false, `${name} passed the schema`);

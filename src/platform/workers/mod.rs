@@ -13,13 +13,14 @@ mod rate_limiter;
 
 use std::pin::pin;
 
+use bytes::Bytes;
 use futures::future::{Either, select};
 use wasm_bindgen::JsCast;
 use web_sys::ReadableStream;
 
 use super::{
     Clock, FetchError, FetchOptions, HttpClient, KvNamespace, KvStore, LogSink, PlatformError,
-    RequestIds, UnixMillis,
+    RequestIds, Secrets, UnixMillis,
 };
 use crate::body::Body;
 use crate::events::{Event, Level};
@@ -93,6 +94,49 @@ impl HttpClient for WorkersPlatform {
                 Err(FetchError::Timeout(options.timeout))
             }
         }
+    }
+
+    async fn read_body(
+        &self,
+        body: Body<ReadableStream>,
+        limit: usize,
+    ) -> Result<Bytes, FetchError> {
+        let stream = match body {
+            Body::Empty => return Ok(Bytes::new()),
+            Body::Full(bytes) => return check_length(bytes, limit),
+            Body::Stream(stream) => stream,
+        };
+        // Let the runtime collect the stream: a Response over it reads it
+        // to one ArrayBuffer without a trip through wasm per chunk.
+        let response = web_sys::Response::new_with_opt_readable_stream(Some(&stream))
+            .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
+        let promise = response
+            .array_buffer()
+            .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
+        let buffer = wasm_bindgen_futures::JsFuture::from(promise)
+            .await
+            .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
+        check_length(
+            Bytes::from(js_sys::Uint8Array::new(&buffer).to_vec()),
+            limit,
+        )
+    }
+}
+
+fn check_length(bytes: Bytes, limit: usize) -> Result<Bytes, FetchError> {
+    if bytes.len() > limit {
+        return Err(FetchError::TooLarge(limit));
+    }
+    Ok(bytes)
+}
+
+impl Secrets for WorkersPlatform {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.env
+            .secret(name)
+            .map(|s| s.to_string())
+            .or_else(|_| self.env.var(name).map(|v| v.to_string()))
+            .ok()
     }
 }
 

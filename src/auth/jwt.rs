@@ -1,0 +1,292 @@
+//! JWT verification: an issuer's pinned algorithms and keys, the standard
+//! claim checks, and the identity a token carries.
+//!
+//! Order of checks: size, structure, refused header fields (`crit`, `jwk`,
+//! `jku`, `x5u`, `x5c`), issuer (by the unverified `iss`, to pick the
+//! configuration), algorithm (must be pinned by that issuer), key (by
+//! `kid`, refetching the JWKS once for an unknown one), signature, then
+//! `exp`/`nbf` with leeway, `iss`, `aud` and required claims. Verified
+//! tokens are cached by their SHA-256 until they expire, so a repeated
+//! token skips the signature check.
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use jwt_compact::{Claims, TimeOptions};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::jwks::JwksSettings;
+use super::keys::{Token, VerifyingKey};
+use super::state::{AuthState, CachedToken};
+use super::{AuthFailure, AuthMethod, Identity};
+use crate::platform::{Clock, HttpClient, LogSink, UnixMillis};
+
+/// At most this many keys are tried for a token without a `kid`.
+const MAX_KEYS_TRIED: usize = 4;
+
+/// Where an issuer's keys come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeySource {
+    Static(Rc<Vec<VerifyingKey>>),
+    Jwks(JwksSettings),
+}
+
+/// A trusted token issuer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Issuer {
+    /// The name the config gives it.
+    pub name: String,
+    /// The exact `iss` its tokens carry.
+    pub issuer: String,
+    /// Accepted audiences; empty means `aud` is not checked.
+    pub audiences: Vec<String>,
+    /// The algorithms this issuer signs with; nothing else is accepted.
+    pub algorithms: Vec<String>,
+    pub keys: KeySource,
+    pub leeway: Duration,
+    pub required_claims: Vec<String>,
+    /// Dot path of the roles claim (`roles`, `realm_access.roles`).
+    pub roles_claim: Option<String>,
+    /// Dot path of the scopes claim (a space-separated string or an array).
+    pub scopes_claim: String,
+    pub max_token_bytes: usize,
+    /// How long a verified token may be reused without verifying again
+    /// (never past its `exp`); zero disables the cache.
+    pub cache_ttl: Duration,
+}
+
+/// Whether `token` has the three-part shape of a JWS compact token.
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+/// SHA-256 of a token, the key of every token cache.
+pub fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Verify `token` against the issuers a route accepts.
+pub async fn verify<P>(
+    platform: &P,
+    state: &AuthState,
+    issuers: &[&Issuer],
+    token: &str,
+) -> Result<Identity, AuthFailure>
+where
+    P: Clock + HttpClient + LogSink,
+{
+    let invalid = |reason: &str| AuthFailure::Invalid(reason.to_owned());
+    let limit = issuers.iter().map(|i| i.max_token_bytes).max().unwrap_or(0);
+    if token.len() > limit {
+        return Err(invalid("token too large"));
+    }
+    let now = platform.now();
+    let hash = token_hash(token);
+    if let Some(cached) = state.tokens.borrow_mut().get(&hash, now)
+        && issuers.iter().any(|i| i.name == cached.issuer)
+    {
+        return Ok((*cached.identity).clone());
+    }
+
+    let untrusted = Token::try_from(token)
+        .map_err(|e| AuthFailure::Invalid(format!("malformed token: {e}")))?;
+    let header = untrusted.header();
+    if header.other_fields.crit.is_some() {
+        return Err(invalid("token has a 'crit' header"));
+    }
+    if header.other_fields.jwk.is_some()
+        || header.other_fields.x5c.is_some()
+        || header.key_set_url.is_some()
+        || header.certificate_url.is_some()
+    {
+        return Err(invalid("token tries to name its own key (jwk/jku/x5u/x5c)"));
+    }
+    let claimed_issuer = untrusted
+        .deserialize_claims_unchecked::<Map<String, Value>>()
+        .ok()
+        .and_then(|claims| {
+            claims
+                .custom
+                .get("iss")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    let issuer = match claimed_issuer {
+        Some(iss) => issuers.iter().find(|i| i.issuer == iss),
+        None => None,
+    }
+    .ok_or_else(|| invalid("token issuer is not accepted here"))?;
+    let alg = untrusted.algorithm();
+    if !issuer.algorithms.iter().any(|a| a == alg) {
+        return Err(AuthFailure::Invalid(format!(
+            "algorithm {alg} is not accepted for issuer {}",
+            issuer.name
+        )));
+    }
+    let kid = header.key_id.clone();
+
+    let keys = match &issuer.keys {
+        KeySource::Static(keys) => Rc::clone(keys),
+        KeySource::Jwks(settings) => {
+            let keys = state.jwks.keys(platform, settings).await?;
+            if candidates(&keys, alg, kid.as_deref()).is_empty() && kid.is_some() {
+                match state
+                    .jwks
+                    .refetch_for_unknown_kid(platform, settings)
+                    .await?
+                {
+                    Some(fresh) => fresh,
+                    None => keys,
+                }
+            } else {
+                keys
+            }
+        }
+    };
+    let candidates = candidates(&keys, alg, kid.as_deref());
+    if candidates.is_empty() {
+        return Err(invalid("no key for this token's kid and algorithm"));
+    }
+    let mut last_error = String::new();
+    let mut verified = None;
+    for key in candidates.into_iter().take(MAX_KEYS_TRIED) {
+        match key.verify(&untrusted) {
+            Ok(claims) => {
+                verified = Some(claims);
+                break;
+            }
+            Err(error) => last_error = error.to_string(),
+        }
+    }
+    let claims =
+        verified.ok_or_else(|| AuthFailure::Invalid(format!("signature: {last_error}")))?;
+
+    check_claims(issuer, &claims, now)?;
+    let identity = identity(issuer, &claims);
+    let expires = claims
+        .expiration
+        .map(|exp| UnixMillis(u64::try_from(exp.timestamp_millis()).unwrap_or(0)));
+    if !issuer.cache_ttl.is_zero() {
+        let ceiling = now.plus(issuer.cache_ttl);
+        let until = expires.map_or(ceiling, |exp| exp.min(ceiling));
+        state.tokens.borrow_mut().insert(
+            hash,
+            CachedToken {
+                issuer: issuer.name.clone(),
+                identity: Rc::new(identity.clone()),
+            },
+            until,
+        );
+    }
+    Ok(identity)
+}
+
+fn candidates<'k>(keys: &'k [VerifyingKey], alg: &str, kid: Option<&str>) -> Vec<&'k VerifyingKey> {
+    keys.iter()
+        .filter(|key| key.supports(alg))
+        .filter(|key| match kid {
+            Some(kid) => key.kid.as_deref() == Some(kid),
+            None => true,
+        })
+        .collect()
+}
+
+fn check_claims(
+    issuer: &Issuer,
+    claims: &Claims<Map<String, Value>>,
+    now: UnixMillis,
+) -> Result<(), AuthFailure> {
+    let now_time: DateTime<Utc> = i64::try_from(now.0)
+        .ok()
+        .and_then(DateTime::from_timestamp_millis)
+        .unwrap_or_default();
+    let leeway = TimeDelta::from_std(issuer.leeway).unwrap_or_default();
+    let options = TimeOptions::new(leeway, move || now_time);
+    let fail = |what: String| Err(AuthFailure::Invalid(what));
+    if claims.expiration.is_some()
+        && let Err(e) = claims.validate_expiration(&options)
+    {
+        return fail(format!("exp: {e}"));
+    }
+    if claims.not_before.is_some()
+        && let Err(e) = claims.validate_maturity(&options)
+    {
+        return fail(format!("nbf: {e}"));
+    }
+    for name in &issuer.required_claims {
+        let present = match name.as_str() {
+            "exp" => claims.expiration.is_some(),
+            "nbf" => claims.not_before.is_some(),
+            "iat" => claims.issued_at.is_some(),
+            other => claims.custom.get(other).is_some_and(|v| !v.is_null()),
+        };
+        if !present {
+            return fail(format!("required claim '{name}' is missing"));
+        }
+    }
+    if claims.custom.get("iss").and_then(Value::as_str) != Some(issuer.issuer.as_str()) {
+        return fail("iss does not match".to_owned());
+    }
+    if !issuer.audiences.is_empty() {
+        let matches = match claims.custom.get("aud") {
+            Some(Value::String(aud)) => issuer.audiences.contains(aud),
+            Some(Value::Array(auds)) => auds
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|aud| issuer.audiences.iter().any(|a| a == aud)),
+            _ => false,
+        };
+        if !matches {
+            return fail("aud does not match".to_owned());
+        }
+    }
+    Ok(())
+}
+
+fn identity(issuer: &Issuer, claims: &Claims<Map<String, Value>>) -> Identity {
+    let text = |name: &str| {
+        claims
+            .custom
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    Identity {
+        method: Some(AuthMethod::Jwt),
+        consumer: text("client_id").or_else(|| text("azp")),
+        key_id: None,
+        subject: text("sub"),
+        issuer: Some(issuer.issuer.clone()),
+        roles: issuer
+            .roles_claim
+            .as_deref()
+            .map(|path| names_at(&claims.custom, path))
+            .unwrap_or_default(),
+        scopes: names_at(&claims.custom, &issuer.scopes_claim),
+        rate: None,
+    }
+}
+
+/// The names at a dot path of a claims object: an array of strings, or a
+/// space-separated string (as OAuth `scope` is).
+pub fn names_at(claims: &Map<String, Value>, path: &str) -> Vec<String> {
+    let mut parts = path.split('.');
+    let Some(first) = parts.next() else {
+        return Vec::new();
+    };
+    let mut value = claims.get(first);
+    for part in parts {
+        value = value.and_then(|v| v.get(part));
+    }
+    match value {
+        Some(Value::String(text)) => text.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
