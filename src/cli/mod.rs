@@ -1,5 +1,6 @@
 //! The `portico` command line, for the people who operate the gateway:
-//! check and publish configuration, and ask how a request would be routed.
+//! check and publish configuration, ask how a request would be routed, and
+//! manage API keys.
 //!
 //! Native only. It shares the gateway's own config checks and routing, so
 //! what it accepts and explains is exactly what the Worker will do. KV is
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod config_cmd;
+mod keys_cmd;
 mod routes_cmd;
 pub mod wrangler;
 
@@ -39,6 +41,9 @@ enum Command {
     /// Inspect routing.
     #[command(subcommand)]
     Routes(RoutesCommand),
+    /// Manage API keys in the KEYS namespace.
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -99,6 +104,7 @@ pub fn main() -> ExitCode {
             config,
             target,
         }) => routes_cmd::run(&method, &url, config.as_deref(), &target),
+        Command::Keys(command) => keys_cmd::run(command),
     };
     match result {
         Ok(Verdict::Accepted) => ExitCode::SUCCESS,

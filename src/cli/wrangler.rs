@@ -109,9 +109,24 @@ pub fn kv_put(
     value: &str,
     target: &KvTarget,
 ) -> Result<(), WranglerError> {
+    kv_put_with_metadata(binding, key, value, None, target)
+}
+
+/// Write `value` under `key`, with KV metadata (shown by listings).
+pub fn kv_put_with_metadata(
+    binding: &str,
+    key: &str,
+    value: &str,
+    metadata: Option<&str>,
+    target: &KvTarget,
+) -> Result<(), WranglerError> {
     // A file, not an argument: values can be larger than the OS allows for
     // one argument, and the exact bytes that were checked are what is sent.
-    let path = std::env::temp_dir().join(format!("portico-kv-{}-{key}", std::process::id()));
+    let safe_key: String = key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let path = std::env::temp_dir().join(format!("portico-kv-{}-{safe_key}", std::process::id()));
     let written =
         std::fs::File::create(&path).and_then(|mut file| file.write_all(value.as_bytes()));
     if let Err(error) = written {
@@ -128,6 +143,10 @@ pub fn kv_put(
         "--path".to_owned(),
         path.display().to_string(),
     ];
+    if let Some(metadata) = metadata {
+        args.push("--metadata".to_owned());
+        args.push(metadata.to_owned());
+    }
     args.extend(target.args());
     let result = run(&args).map(|_| ());
     let _ = std::fs::remove_file(&path);
@@ -157,4 +176,36 @@ pub fn kv_get(
         return Ok(None);
     }
     Ok(Some(text))
+}
+
+/// One entry of a KV listing.
+#[derive(Debug, serde::Deserialize)]
+pub struct ListedKey {
+    pub name: String,
+    #[serde(default)]
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Every key starting with `prefix`, with its metadata.
+pub fn kv_list(
+    binding: &str,
+    prefix: &str,
+    target: &KvTarget,
+) -> Result<Vec<ListedKey>, WranglerError> {
+    let mut args = vec![
+        "kv".to_owned(),
+        "key".to_owned(),
+        "list".to_owned(),
+        "--binding".to_owned(),
+        binding.to_owned(),
+        "--prefix".to_owned(),
+        prefix.to_owned(),
+    ];
+    args.extend(target.args());
+    let output = run(&args)?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // wrangler may print notices before the JSON array.
+    let json = text.find('[').map_or("[]", |at| &text[at..]);
+    serde_json::from_str(json)
+        .map_err(|e| WranglerError::Failed(format!("unexpected listing from wrangler: {e}")))
 }

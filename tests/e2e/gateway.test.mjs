@@ -1,76 +1,45 @@
 // End-to-end: the built worker under `wrangler dev` (workerd, local KV and
-// Durable Objects), real echo origins on local ports, config pushed with the
-// portico CLI. Run by `make e2e` / `make test`.
+// Durable Objects), real echo origins on local ports, config and API key
+// made with the portico CLI. Routing, proxying and config reloads; the
+// demo's users routes take a JWT, its orders route an API key.
 
 import assert from "node:assert/strict";
-import fs from "node:fs";
 import http from "node:http";
-import path from "node:path";
 import { after, before, test } from "node:test";
 
-import { startEchoServer } from "../../fixtures/origin/echo-server.mjs";
-import { ROOT, eventually, freePort, pushConfig, putKvRaw, startWrangler } from "../support/stack.mjs";
+import { eventually, pushConfig, putKvRaw } from "../support/stack.mjs";
+import { expectProblem, startE2E } from "../support/e2e.mjs";
 
-const WORK = path.join(ROOT, "target/e2e");
-const STATE = path.join(WORK, "state");
-const LOG = path.join(WORK, "wrangler.log");
-
+let stack;
 let gateway;
-let origins = [];
+let origins;
 let config;
 
-function writeJson(name, value) {
-  const file = path.join(WORK, name);
-  fs.writeFileSync(file, JSON.stringify(value, null, 2));
-  return file;
-}
-
-function wranglerLog() {
-  return fs.existsSync(LOG) ? fs.readFileSync(LOG, "utf8") : "";
-}
-
-async function get(pathAndQuery, init = {}) {
-  return fetch(`${gateway.url}${pathAndQuery}`, { redirect: "manual", ...init });
-}
-
-async function expectProblem(response, status, slug) {
-  assert.equal(response.status, status);
-  assert.equal(response.headers.get("content-type"), "application/problem+json");
-  const body = await response.json();
-  assert.equal(body.type, `urn:portico:problem:${slug}`);
-  assert.equal(body.status, status);
-  assert.equal(typeof body.title, "string");
-  assert.equal(body.request_id, response.headers.get("x-request-id"));
-  return body;
-}
-
 before(async () => {
-  fs.rmSync(WORK, { recursive: true, force: true });
-  fs.mkdirSync(WORK, { recursive: true });
-  const users = await startEchoServer({ name: "users" });
-  const orders = await startEchoServer({ name: "orders" });
-  origins = [users, orders];
-  const closedPort = await freePort();
-
-  // The demo config, pointed at this run's origins, with a quick refresh, a
-  // short orders timeout, and a route to a port where nothing listens.
-  config = JSON.parse(fs.readFileSync(path.join(ROOT, "fixtures/config/demo.json"), "utf8"));
-  config.settings.config_refresh_seconds = 1;
-  config.services.users.url = users.url;
-  config.services.orders.url = orders.url;
-  config.services.orders.timeout_ms = 1000;
-  config.services.down = { url: `http://127.0.0.1:${closedPort}` };
-  config.routes.push({ id: "down", path: "/api/down/*", service: "down" });
-  const pushed = await pushConfig(writeJson("config.json", config), STATE);
-  assert.equal(pushed.code, 0, pushed.output);
-
-  gateway = await startWrangler({ port: await freePort(), persistTo: STATE, logFile: LOG });
+  stack = await startE2E({ name: "gateway" });
+  ({ gateway, config } = stack);
+  origins = [stack.users, stack.orders];
 });
 
 after(async () => {
-  await gateway?.stop();
-  await Promise.all(origins.map((o) => o.close()));
+  await stack?.stop();
 });
+
+const wranglerLog = () => stack.log();
+const writeJson = (name, value) => stack.writeJson(name, value);
+const STATE = () => stack.state;
+
+/** A request with the demo credentials: the JWT for users, the key for orders. */
+async function get(pathAndQuery, init = {}) {
+  const headers = new Headers(init.headers);
+  if (pathAndQuery.startsWith("/api/users") && !headers.has("authorization")) {
+    headers.set("authorization", `Bearer ${stack.token}`);
+  }
+  if (pathAndQuery.startsWith("/api/orders") && !headers.has("x-api-key")) {
+    headers.set("x-api-key", stack.apiKey.key);
+  }
+  return stack.fetch(pathAndQuery, { ...init, headers });
+}
 
 test("the users route reaches the users service with the stripped path and forwarding headers", async () => {
   const response = await get("/api/users/42?expand=orders&x=%2F", {
@@ -126,7 +95,7 @@ test("a large request body streams through intact", async () => {
 /** A GET with headers fetch() refuses to send (Connection and friends). */
 function rawGet(pathAndQuery, headers) {
   return new Promise((resolve, reject) => {
-    const request = http.get(`${gateway.url}${pathAndQuery}`, { headers }, (response) => {
+    const request = http.get(`${gateway.url}${pathAndQuery}`, { headers: { authorization: `Bearer ${stack.token}`, ...headers } }, (response) => {
       let text = "";
       response.setEncoding("utf8");
       response.on("data", (chunk) => (text += chunk));
@@ -217,11 +186,11 @@ test("an invalid config is refused by the CLI, and by the gateway when written d
   const broken = structuredClone(config);
   broken.routes.push({ id: "users", path: "/dupe", service: "users" });
   const file = writeJson("invalid.json", broken);
-  const pushed = await pushConfig(file, STATE);
+  const pushed = await pushConfig(file, STATE());
   assert.equal(pushed.code, 1, pushed.output);
   assert.match(pushed.output, /routes\[4\]\.id: 'users' is already the id of an earlier route/);
 
-  await putKvRaw("CONFIG", "config", file, STATE);
+  await putKvRaw("CONFIG", "config", file, STATE());
   await eventually(
     async () => {
       await get("/api/users/1");
@@ -238,7 +207,7 @@ test("an edited config takes effect without restarting wrangler dev", async () =
   assert.equal((await get("/api/v2/users/5")).status, 404);
   const edited = structuredClone(config);
   edited.routes.push({ id: "users-v2", path: "/api/v2/users/:id", service: "users", rewrite: "/v2/users/{id}" });
-  const pushed = await pushConfig(writeJson("edited.json", edited), STATE);
+  const pushed = await pushConfig(writeJson("edited.json", edited), STATE());
   assert.equal(pushed.code, 0, pushed.output);
   const response = await eventually(
     async () => {

@@ -1,15 +1,19 @@
 // `make dev`: the demo on this machine. Starts the users and orders echo
-// origins, seeds local KV with fixtures/config/demo.json, runs the gateway
-// under `wrangler dev` on http://127.0.0.1:8787, and prints what to try.
-// Ctrl-C stops everything it started.
+// origins, seeds local KV with fixtures/config/demo.json and the demo API
+// key, runs the gateway under `wrangler dev` on http://127.0.0.1:8787, and
+// prints what to try. Ctrl-C stops everything it started.
 
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { startEchoServer } from "../../fixtures/origin/echo-server.mjs";
-import { ROOT, pushConfig, startWrangler } from "./stack.mjs";
+import { demoClaims, mintToken } from "../../fixtures/auth/mint-token.mjs";
+import { ROOT, pushConfig, putKvRaw, startWrangler } from "./stack.mjs";
 
 const GATEWAY_PORT = 8787;
 const STATE = path.join(ROOT, ".wrangler/state");
 const CONFIG = path.join(ROOT, "fixtures/config/demo.json");
+const SIGNING_SECRET = "demo-signing-secret";
 
 const started = [];
 async function shutdown(code) {
@@ -32,20 +36,44 @@ try {
   process.stdout.write(pushed.output);
   if (pushed.code !== 0) throw new Error("could not seed the demo config");
 
+  // The demo API key: its record (hash only) goes to the KEYS namespace.
+  const demoKey = JSON.parse(fs.readFileSync(path.join(ROOT, "fixtures/auth/demo-api-key.json"), "utf8"));
+  const recordFile = path.join(os.tmpdir(), `portico-demo-key-${process.pid}.json`);
+  fs.writeFileSync(recordFile, JSON.stringify(demoKey.record));
+  await putKvRaw("KEYS", `key:${demoKey.record.id}`, recordFile, STATE);
+  fs.rmSync(recordFile, { force: true });
+  const token = mintToken({ claims: demoClaims({ sub: "alice", roles: ["reader"], ttl: 12 * 3600 }) });
+
   console.log(`starting the gateway on http://127.0.0.1:${GATEWAY_PORT} ...`);
-  const gateway = await startWrangler({ port: GATEWAY_PORT, persistTo: STATE, inherit: true });
+  const gateway = await startWrangler({
+    port: GATEWAY_PORT,
+    persistTo: STATE,
+    inherit: true,
+    vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET },
+  });
   started.push(gateway.stop);
 
   const base = gateway.url;
   console.log(`
 Portico is running at ${base} (Ctrl-C stops it and the demo origins).
-Try:
-  curl -i ${base}/api/users/42
-  curl -i ${base}/api/users/42/profile?fields=name
-  curl -i -X POST ${base}/api/orders -H 'content-type: application/json' -d '{"sku":"tea"}'
-  curl -i -X PATCH ${base}/api/orders/7                  # 405, with Allow
-  curl -i ${base}/nowhere                                # 404 problem+json
-  curl -i '${base}/api/orders/7?delay_ms=3000'           # 504 after the 2 s route timeout
+The demo API key opens /api/orders/*, a JWT from the demo issuer opens
+/api/users/* (mint more: node fixtures/auth/mint-token.mjs --sub bob --roles admin).
+Services can check X-Portico-Signature with the secret '${SIGNING_SECRET}'.
+
+Paste into a shell:
+  export KEY='${demoKey.key}'
+  export TOKEN='${token}'
+
+Then try:
+  curl -i ${base}/api/orders/7 -H "X-API-Key: $KEY"
+  curl -i -X POST ${base}/api/orders -H "X-API-Key: $KEY" -d '{"sku":"tea"}'
+  curl -i ${base}/api/users/42 -H "Authorization: Bearer $TOKEN"
+  curl -i ${base}/api/users/42/profile -H "Authorization: Bearer $TOKEN"
+  curl -i ${base}/api/users/42                          # 401 with a Bearer challenge
+  curl -i -X PATCH ${base}/api/orders/7                 # 405, with Allow
+  curl -i ${base}/nowhere                               # 404 problem+json
+  curl -i "${base}/api/orders/7?delay_ms=3000" -H "X-API-Key: $KEY"   # 504 after 2 s
+  target/debug/portico keys create --name acme --roles orders --local --persist-to .wrangler/state
   target/debug/portico routes explain GET ${base}/api/users/42/profile --persist-to .wrangler/state
 Edit fixtures/config/demo.json, then:
   target/debug/portico config push fixtures/config/demo.json --local --persist-to .wrangler/state

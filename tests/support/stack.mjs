@@ -47,6 +47,16 @@ export async function pushConfig(file, persistTo) {
   }
 }
 
+/** Run the portico CLI; resolves to { code, stdout, stderr }. */
+export async function portico(args) {
+  try {
+    const { stdout, stderr } = await run(PORTICO, args, { cwd: ROOT, env: baseEnv() });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    return { code: error.code ?? 1, stdout: error.stdout ?? "", stderr: error.stderr ?? "" };
+  }
+}
+
 /** Write a KV value directly with wrangler, bypassing the CLI's checks. */
 export async function putKvRaw(binding, key, file, persistTo) {
   await run(
@@ -61,7 +71,7 @@ export async function putKvRaw(binding, key, file, persistTo) {
  * `logFile` (or this process's stdout when `inherit` is set). Resolves once
  * the gateway answers HTTP.
  */
-export async function startWrangler({ port, persistTo, logFile, inherit = false, readyTimeoutMs = 180_000 }) {
+export async function startWrangler({ port, persistTo, logFile, vars = {}, inherit = false, readyTimeoutMs = 180_000 }) {
   const inspectorPort = await freePort();
   const args = [
     WRANGLER, "dev",
@@ -70,6 +80,7 @@ export async function startWrangler({ port, persistTo, logFile, inherit = false,
     "--inspector-port", String(inspectorPort),
     "--persist-to", persistTo,
     "--show-interactive-dev-session=false",
+    ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ];
   const out = inherit ? "inherit" : fs.openSync(logFile, "a");
   // VSCODE_INSPECTOR_OPTIONS makes wrangler skip its DevTools proxy, which
