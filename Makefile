@@ -32,7 +32,7 @@ WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 WORKER := build/worker/shim.mjs
 CLI := target/debug/portico
 
-.PHONY: help setup toolchain rust-target dev test fmt-check clippy test-native test-schema e2e worker cli size clean
+.PHONY: help setup toolchain rust-target dev test fmt-check clippy test-native test-schema e2e worker cli wasm-bench size clean
 
 help:
 	@echo "make dev    run the gateway locally with the demo (http://127.0.0.1:8787)"
@@ -82,6 +82,18 @@ $(WORKER): $(WORKER_SOURCES) | toolchain node_modules/.installed
 
 cli:
 	cargo build --quiet --bin portico
+
+# The core as wasm for V8, with the in-memory platform exported: measures
+# the gateway's CPU per request without the Workers runtime around it.
+WASM_BENCH := target/wasm-bench/portico.js
+
+wasm-bench: $(WASM_BENCH)
+
+$(WASM_BENCH): $(WORKER_SOURCES) | toolchain node_modules/.installed
+	cargo build --quiet --release --lib --target $(WASM_TARGET) --no-default-features --features wasm-bench
+	mkdir -p target/wasm-bench
+	$(WASM_BINDGEN_BIN) --target nodejs --out-dir target/wasm-bench target/$(WASM_TARGET)/release/portico.wasm
+	$(WASM_OPT_BIN) target/wasm-bench/portico_bg.wasm -Oz --strip-debug $(WASM_FEATURES) -o target/wasm-bench/portico_bg.wasm
 
 size: setup
 	node tests/support/size.mjs

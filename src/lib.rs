@@ -25,6 +25,7 @@
 )]
 
 pub mod auth;
+pub mod bench;
 pub mod body;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod cli;

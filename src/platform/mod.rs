@@ -20,7 +20,9 @@ use crate::body::Body;
 use crate::events::Event;
 
 pub mod memory;
-#[cfg(target_arch = "wasm32")]
+// The Workers adapter; left out of the wasm benchmark build, which runs in
+// plain V8 without the Workers runtime.
+#[cfg(all(target_arch = "wasm32", not(feature = "wasm-bench")))]
 pub mod workers;
 
 /// Wall-clock time in milliseconds since the Unix epoch.

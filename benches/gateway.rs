@@ -1,0 +1,110 @@
+//! The gateway's own CPU per request, natively: the whole pipeline on the
+//! in-memory platform (routing only, warm API key, JWT cached and not),
+//! and route matching on large tables. `cargo bench`, or `make bench`.
+
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::hint::black_box;
+
+    use criterion::{BenchmarkId, Criterion};
+    use http::Method;
+    use portico::bench::BenchGateway;
+    use portico::routing::{MethodSet, PathPattern, RequestPath, RouteSpec, RouteTable};
+    use serde_json::Value;
+
+    fn fixture(path: &str) -> String {
+        let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(path);
+        std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+    }
+
+    fn gateway() -> (BenchGateway, String, Value) {
+        let gateway = BenchGateway::new(&fixture("config/bench.json"));
+        let demo_key: Value = serde_json::from_str(&fixture("auth/demo-api-key.json")).unwrap();
+        let record = &demo_key["record"];
+        gateway.put_key(
+            &format!("key:{}", record["id"].as_str().unwrap()),
+            &record.to_string(),
+        );
+        let key = demo_key["key"].as_str().unwrap().to_owned();
+        let tokens: Value = serde_json::from_str(&fixture("bench/tokens.json")).unwrap();
+        (gateway, key, tokens)
+    }
+
+    pub fn pipeline(c: &mut Criterion) {
+        let (gateway, key, tokens) = gateway();
+        let mut group = c.benchmark_group("pipeline");
+        group.bench_function("route_only", |b| {
+            b.iter(|| {
+                assert_eq!(
+                    gateway.request("GET", "http://gw/route/users/42?x=1", &[]),
+                    200
+                )
+            });
+        });
+        group.bench_function("api_key_warm", |b| {
+            b.iter(|| {
+                assert_eq!(
+                    gateway.request("GET", "http://gw/apikey/x", &[("x-api-key", &key)]),
+                    200
+                )
+            });
+        });
+        for alg in ["HS256", "RS256", "PS256", "ES256", "EdDSA"] {
+            let bearer = format!("Bearer {}", tokens[alg].as_str().unwrap());
+            group.bench_with_input(BenchmarkId::new("jwt_cached", alg), &bearer, |b, bearer| {
+                b.iter(|| {
+                    assert_eq!(
+                        gateway.request("GET", "http://gw/jwt/x", &[("authorization", bearer)]),
+                        200
+                    )
+                });
+            });
+            group.bench_with_input(
+                BenchmarkId::new("jwt_uncached", alg),
+                &bearer,
+                |b, bearer| {
+                    b.iter(|| {
+                        gateway.clear_token_cache();
+                        assert_eq!(
+                            gateway.request("GET", "http://gw/jwt/x", &[("authorization", bearer)]),
+                            200
+                        );
+                    });
+                },
+            );
+        }
+        group.finish();
+    }
+
+    pub fn route_matching(c: &mut Criterion) {
+        let mut group = c.benchmark_group("route_find");
+        for size in [10usize, 1_000, 10_000] {
+            let specs: Vec<RouteSpec> = (0..size)
+                .map(|i| RouteSpec {
+                    id: format!("svc-{i}"),
+                    hosts: Vec::new(),
+                    path: PathPattern::parse(&format!("/api/svc{i}/items/:id")).unwrap(),
+                    methods: MethodSet::Any,
+                })
+                .collect();
+            let table = RouteTable::build(specs).unwrap();
+            let path = RequestPath::parse(&format!("/api/svc{}/items/42", size - 1)).unwrap();
+            group.bench_with_input(BenchmarkId::from_parameter(size), &path, |b, path| {
+                b.iter(|| {
+                    black_box(table.find(&Method::GET, Some("api.example.com"), black_box(path)))
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+criterion::criterion_group!(benches, native::pipeline, native::route_matching);
+#[cfg(not(target_arch = "wasm32"))]
+criterion::criterion_main!(benches);
+
+#[cfg(target_arch = "wasm32")]
+fn main() {}
