@@ -51,6 +51,16 @@ pub enum GatewayError {
     /// Credentials could not be checked (identity provider or KV down).
     #[error("authentication unavailable: {0}")]
     AuthUnavailable(String),
+    /// A rate limit refused the request; `headers` are the rate-limit
+    /// headers, `retry_after` seconds.
+    #[error("rate limited (retry after {retry_after} s)")]
+    RateLimited {
+        retry_after: u64,
+        headers: Vec<(&'static str, String)>,
+    },
+    /// The rate-limit store failed and the route fails closed.
+    #[error("rate limiting unavailable: {0}")]
+    RateLimitUnavailable(String),
     #[error("upstream gave no response within {0:?}")]
     UpstreamTimeout(Duration),
     #[error("upstream unreachable: {0}")]
@@ -67,8 +77,10 @@ impl GatewayError {
             | GatewayError::RouteNotFound
             | GatewayError::MethodNotAllowed { .. }
             | GatewayError::Unauthenticated { .. }
-            | GatewayError::Forbidden { .. } => Fault::Client,
+            | GatewayError::Forbidden { .. }
+            | GatewayError::RateLimited { .. } => Fault::Client,
             GatewayError::AuthUnavailable(_) => Fault::Upstream,
+            GatewayError::RateLimitUnavailable(_) => Fault::Gateway,
             GatewayError::UpstreamTimeout(_) | GatewayError::UpstreamUnreachable(_) => {
                 Fault::Upstream
             }
@@ -87,6 +99,8 @@ impl GatewayError {
             GatewayError::Unauthenticated { .. } => ProblemType::UNAUTHORIZED,
             GatewayError::Forbidden { .. } => ProblemType::FORBIDDEN,
             GatewayError::AuthUnavailable(_) => ProblemType::AUTH_UNAVAILABLE,
+            GatewayError::RateLimited { .. } => ProblemType::RATE_LIMITED,
+            GatewayError::RateLimitUnavailable(_) => ProblemType::RATE_LIMIT_UNAVAILABLE,
             GatewayError::UpstreamTimeout(_) => ProblemType::UPSTREAM_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) => ProblemType::UPSTREAM_UNREACHABLE,
             GatewayError::Internal(_) => ProblemType::INTERNAL,
@@ -124,6 +138,12 @@ impl GatewayError {
             GatewayError::AuthUnavailable(_) => {
                 "Credentials could not be checked right now; try again shortly.".to_owned()
             }
+            GatewayError::RateLimited { retry_after, .. } => {
+                format!("The rate limit for this route is used up; retry in {retry_after} s.")
+            }
+            GatewayError::RateLimitUnavailable(_) => {
+                "Rate limits could not be checked right now; try again shortly.".to_owned()
+            }
             GatewayError::UpstreamTimeout(timeout) => format!(
                 "The upstream service did not answer within {} ms.",
                 timeout.as_millis()
@@ -155,6 +175,17 @@ impl GatewayError {
                 for challenge in challenges {
                     if let Ok(value) = HeaderValue::from_str(challenge) {
                         headers.append(header::WWW_AUTHENTICATE, value);
+                    }
+                }
+            }
+            GatewayError::RateLimited {
+                retry_after,
+                headers: limit_headers,
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+                for (name, value) in limit_headers {
+                    if let Ok(value) = HeaderValue::from_str(value) {
+                        headers.insert(*name, value);
                     }
                 }
             }

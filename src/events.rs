@@ -43,6 +43,13 @@ pub enum Event {
         keys: usize,
         cache_seconds: u64,
     },
+    /// The rate-limit store could not answer; with `failed_open` the
+    /// request went through unlimited, otherwise it got 503.
+    RateLimitUnavailable {
+        route: String,
+        error: String,
+        failed_open: bool,
+    },
     /// Fetching an issuer's key set failed; with `kept_previous` the last
     /// set stays in use.
     JwksFetchFailed {
@@ -60,7 +67,9 @@ impl Event {
                 Level::Info
             }
             Event::ConfigRefused { .. } | Event::ConfigMissing => Level::Warn,
-            Event::ConfigReadFailed { .. } | Event::JwksFetchFailed { .. } => Level::Error,
+            Event::ConfigReadFailed { .. }
+            | Event::JwksFetchFailed { .. }
+            | Event::RateLimitUnavailable { .. } => Level::Error,
         }
     }
 

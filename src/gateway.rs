@@ -2,7 +2,8 @@
 //! their fixed order (see [`crate::phases`]).
 //!
 //! [`Gateway`] holds what an isolate keeps between requests: the current
-//! configuration and the authentication caches. [`Gateway::handle`] never
+//! configuration, the authentication caches and what it knows about rate
+//! limits. [`Gateway::handle`] never
 //! fails and never panics: every error becomes a problem+json response
 //! here, and nowhere else, and every request is logged once.
 
@@ -16,8 +17,10 @@ use crate::config::{Config, ConfigSource, Settings};
 use crate::error::GatewayError;
 use crate::phases::forward::{ClientInfo, IdentityHeaders};
 use crate::phases::log::RequestLog;
+use crate::phases::rate_limit::{self, RateLimitHeaders};
 use crate::phases::{authenticate, authorize, forward, request_id, respond, route, upstream};
 use crate::platform::Platform;
+use crate::ratelimit::local::LocalLimits;
 
 /// A request as the runtime hands it over.
 #[derive(Debug)]
@@ -32,6 +35,7 @@ pub struct Inbound<S> {
 pub struct Gateway {
     config: ConfigSource,
     auth: AuthState,
+    limits: LocalLimits,
 }
 
 impl Gateway {
@@ -70,6 +74,7 @@ impl Gateway {
             parts.uri.path(),
         );
 
+        let mut limit_headers = RateLimitHeaders::new();
         let outcome = match &config {
             Err(reason) => Err(GatewayError::NotConfigured(reason.clone())),
             Ok(config) => {
@@ -78,14 +83,28 @@ impl Gateway {
                     client_ip: inbound.client_ip,
                     request_id: &request_id,
                 };
-                self.proxy(platform, config, request, body, &mut log).await
+                self.proxy(
+                    platform,
+                    config,
+                    request,
+                    body,
+                    &mut log,
+                    &mut limit_headers,
+                )
+                .await
             }
         };
 
-        let response = outcome.unwrap_or_else(|error| {
+        let mut response = outcome.unwrap_or_else(|error| {
             log.failed(&error);
             error.into_response(&request_id)
         });
+        // Every response on a rate-limited route says where the caller stands.
+        for (name, value) in limit_headers {
+            if let Ok(value) = http::HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
         let response = respond::finish(
             response,
             &parts.method,
@@ -96,7 +115,8 @@ impl Gateway {
         response
     }
 
-    /// The phases from "match route" to "upstream".
+    /// The phases from "match route" to "upstream". Rate-limit headers for
+    /// the response, whatever it turns out to be, go to `limit_headers`.
     async fn proxy<P: Platform>(
         &self,
         platform: &P,
@@ -104,6 +124,7 @@ impl Gateway {
         request: Proxied<'_>,
         body: Body<P::Stream>,
         log: &mut RequestLog,
+        limit_headers: &mut RateLimitHeaders,
     ) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
         let parts = request.parts;
         let routed = route::match_route(config, &parts.method, &parts.uri, &parts.headers)?;
@@ -128,6 +149,17 @@ impl Gateway {
             }
             None => None,
         };
+        if let Some(limits) = &routed.route.rate_limit {
+            *limit_headers = rate_limit::check(
+                platform,
+                &self.limits,
+                limits,
+                &routed.route.id,
+                identity.as_ref(),
+                request.client_ip,
+            )
+            .await?;
+        }
         let signing_secret = match &config.auth.signing_secret {
             Some(name) => Some(platform.secret(name).ok_or_else(|| {
                 GatewayError::Internal(format!("the signing secret {name} is not set"))

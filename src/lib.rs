@@ -36,6 +36,7 @@ pub mod gateway;
 pub mod phases;
 pub mod platform;
 pub mod problem;
+pub mod ratelimit;
 pub mod routing;
 
 pub use body::Body;

@@ -61,6 +61,16 @@ impl ProblemType {
         title: "Authentication temporarily unavailable",
         status: StatusCode::SERVICE_UNAVAILABLE,
     };
+    pub const RATE_LIMITED: ProblemType = ProblemType {
+        slug: "rate-limited",
+        title: "Too many requests",
+        status: StatusCode::TOO_MANY_REQUESTS,
+    };
+    pub const RATE_LIMIT_UNAVAILABLE: ProblemType = ProblemType {
+        slug: "rate-limit-unavailable",
+        title: "Rate limiting temporarily unavailable",
+        status: StatusCode::SERVICE_UNAVAILABLE,
+    };
     pub const UPSTREAM_UNREACHABLE: ProblemType = ProblemType {
         slug: "upstream-unreachable",
         title: "Upstream service unreachable",
@@ -78,7 +88,7 @@ impl ProblemType {
     };
 
     /// Every problem type, for docs and tests.
-    pub const ALL: [ProblemType; 10] = [
+    pub const ALL: [ProblemType; 12] = [
         Self::NOT_CONFIGURED,
         Self::BAD_REQUEST,
         Self::ROUTE_NOT_FOUND,
@@ -86,6 +96,8 @@ impl ProblemType {
         Self::UNAUTHORIZED,
         Self::FORBIDDEN,
         Self::AUTH_UNAVAILABLE,
+        Self::RATE_LIMITED,
+        Self::RATE_LIMIT_UNAVAILABLE,
         Self::UPSTREAM_UNREACHABLE,
         Self::UPSTREAM_TIMEOUT,
         Self::INTERNAL,

@@ -165,6 +165,36 @@ const INVALID: &[(&str, &str, &str)] = &[
         "auth.introspection.corp.client_secret",
         "give the name of the secret",
     ),
+    (
+        "ratelimit-key-scope-without-auth",
+        "routes[0].rate_limit.policies[0].scope[0]",
+        "no 'auth' policy",
+    ),
+    (
+        "ratelimit-cost-over-capacity",
+        "routes[0].rate_limit.policies[0].cost",
+        "could never pass",
+    ),
+    (
+        "ratelimit-bad-period",
+        "routes[0].rate_limit.policies[0].period",
+        "the unit must be",
+    ),
+    (
+        "ratelimit-burst-on-window",
+        "routes[0].rate_limit.policies[0].burst",
+        "token_bucket and gcra only",
+    ),
+    (
+        "ratelimit-unknown-algorithm",
+        "routes[0].rate_limit.policies[0].algorithm",
+        "unknown variant `magic`",
+    ),
+    (
+        "ratelimit-duplicate-names",
+        "routes[0].rate_limit",
+        "unique within a route",
+    ),
 ];
 
 #[test]

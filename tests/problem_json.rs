@@ -99,6 +99,8 @@ fn problem_types_are_stable_and_distinct() {
             "unauthorized",
             "forbidden",
             "auth-unavailable",
+            "rate-limited",
+            "rate-limit-unavailable",
             "upstream-unreachable",
             "upstream-timeout",
             "internal-error",

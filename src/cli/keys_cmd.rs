@@ -17,6 +17,7 @@ use super::Verdict;
 use super::wrangler::{self, KvTarget};
 use crate::auth::RatePlan;
 use crate::auth::api_key::{self, KeyRecord};
+use crate::config::duration::parse_duration;
 use crate::platform::KvNamespace;
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -377,26 +378,6 @@ fn rotate(id: &str, grace: Duration, json: bool, target: &KvTarget) -> Result<Ve
     Ok(Verdict::Accepted)
 }
 
-/// `30s`, `15m`, `24h`, `7d` (or a bare number of seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("'{text}' is not a duration like 60s, 5m, 1h or 1d"))?;
-    let unit_seconds = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("'{text}': the unit must be s, m, h or d")),
-    };
-    Ok(Duration::from_secs(number.saturating_mul(unit_seconds)))
-}
-
 /// `N/PERIOD`: `5/60s`, `100/1m`, `5000/1h`, `100000/1d`.
 pub fn parse_rate(text: &str) -> Result<RatePlan, String> {
     let (limit, period) = text
@@ -407,6 +388,9 @@ pub fn parse_rate(text: &str) -> Result<RatePlan, String> {
         .parse()
         .map_err(|_| format!("'{text}': the limit must be a whole number"))?;
     let period = parse_duration(period)?;
+    if period.subsec_millis() != 0 {
+        return Err(format!("'{text}': the period must be whole seconds"));
+    }
     if limit == 0 || period.is_zero() {
         return Err(format!(
             "'{text}': limit and period must both be above zero"

@@ -18,13 +18,16 @@ use http::uri::{Authority, Scheme, Uri};
 
 use crate::auth::{AuthSettings, RouteAuth};
 use crate::phases::forward::is_hop_by_hop;
+use crate::ratelimit::RouteRateLimit;
 use crate::routing::path::normalize_escapes;
 use crate::routing::{
     HostPattern, MethodSet, PathPattern, PathTransform, RouteConflict, RouteSpec, RouteTable,
 };
 
 mod auth;
+pub mod duration;
 pub mod error;
+mod rate_limit;
 pub mod source;
 pub mod wire;
 
@@ -110,6 +113,7 @@ pub struct Route {
     pub timeout: Duration,
     /// `None`: a public route.
     pub auth: Option<RouteAuth>,
+    pub rate_limit: Option<RouteRateLimit>,
 }
 
 impl Config {
@@ -416,11 +420,19 @@ fn check_route(
         .auth
         .as_ref()
         .map(|document| auth::check_route_auth(document, at, auth_names, issues));
+    let route_limits = route
+        .rate_limit
+        .as_ref()
+        .map(|document| rate_limit::check_rate_limit(document, at, route.auth.is_some(), issues));
     if issues.len() != before {
         return None;
     }
     let (path, methods, service, transform) = (path?, methods?, service?, transform?);
     let auth = match route_auth {
+        Some(checked) => Some(checked?),
+        None => None,
+    };
+    let rate_limit = match route_limits {
         Some(checked) => Some(checked?),
         None => None,
     };
@@ -437,6 +449,7 @@ fn check_route(
             transform,
             timeout,
             auth,
+            rate_limit,
         },
     ))
 }

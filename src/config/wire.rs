@@ -53,6 +53,56 @@ pub struct RouteDocument {
     pub rewrite: Option<String>,
     pub timeout_ms: Option<u64>,
     pub auth: Option<RouteAuthDocument>,
+    pub rate_limit: Option<RateLimitDocument>,
+}
+
+/// A route's rate limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitDocument {
+    /// The default plan; an API key's rate plan replaces its limit and period.
+    pub plan: Option<PolicyDocument>,
+    /// Applied on top of the plan, always.
+    pub policies: Option<Vec<PolicyDocument>>,
+    pub on_failure: Option<crate::config::wire::OnFailure>,
+    pub headers: Option<RateLimitHeadersDocument>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitHeadersDocument {
+    pub legacy: Option<bool>,
+    pub ietf: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDocument {
+    pub name: String,
+    pub algorithm: Option<AlgorithmName>,
+    pub limit: u64,
+    /// `500ms`, `1s`, `1m`, `1h`, `1d`.
+    pub period: String,
+    pub burst: Option<u64>,
+    pub scope: Vec<crate::ratelimit::ScopePart>,
+    pub cost: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlgorithmName {
+    TokenBucket,
+    #[serde(alias = "leaky_bucket")]
+    Gcra,
+    FixedWindow,
+    SlidingLog,
 }
 
 /// Gateway-wide authentication settings: the identity headers, API-key

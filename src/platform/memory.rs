@@ -14,10 +14,11 @@ use bytes::Bytes;
 
 use super::{
     Clock, FetchError, FetchOptions, HttpClient, KvNamespace, KvStore, LogSink, PlatformError,
-    RequestIds, Secrets, UnixMillis,
+    RateLimitStore, RequestIds, Secrets, UnixMillis,
 };
 use crate::body::Body;
 use crate::events::Event;
+use crate::ratelimit::object::{LimitCall, LimitReply, LimiterObject};
 
 /// What a fake origin does with a request.
 #[derive(Debug)]
@@ -55,6 +56,9 @@ pub struct MemoryPlatform {
     next_id: Cell<u64>,
     secrets: RefCell<HashMap<String, String>>,
     keep_events: Cell<bool>,
+    limiters: RefCell<HashMap<String, LimiterObject>>,
+    limiter_failure: RefCell<Option<String>>,
+    limiter_calls: Cell<usize>,
 }
 
 impl Default for MemoryPlatform {
@@ -77,6 +81,9 @@ impl MemoryPlatform {
             next_id: Cell::new(1),
             secrets: RefCell::default(),
             keep_events: Cell::new(true),
+            limiters: RefCell::default(),
+            limiter_failure: RefCell::default(),
+            limiter_calls: Cell::new(0),
         }
     }
 
@@ -132,6 +139,21 @@ impl MemoryPlatform {
     /// Outbound requests sent so far, oldest first.
     pub fn sent(&self) -> Vec<RecordedRequest> {
         self.sent.borrow().clone()
+    }
+
+    /// Make every rate-limit object call fail with `reason` (or work again).
+    pub fn fail_limiters(&self, reason: Option<&str>) {
+        *self.limiter_failure.borrow_mut() = reason.map(str::to_owned);
+    }
+
+    /// How many calls reached the rate-limit objects.
+    pub fn limiter_calls(&self) -> usize {
+        self.limiter_calls.get()
+    }
+
+    /// The names of the rate-limit objects created so far.
+    pub fn object_names(&self) -> Vec<String> {
+        self.limiters.borrow().keys().cloned().collect()
     }
 
     /// Serialise log events as the Workers adapter does, then drop them
@@ -233,6 +255,23 @@ impl HttpClient for MemoryPlatform {
             return Err(FetchError::TooLarge(limit));
         }
         Ok(bytes)
+    }
+}
+
+impl RateLimitStore for MemoryPlatform {
+    async fn rate_limit(
+        &self,
+        object: &str,
+        call: &LimitCall,
+    ) -> Result<LimitReply, PlatformError> {
+        self.limiter_calls.set(self.limiter_calls.get() + 1);
+        if let Some(reason) = self.limiter_failure.borrow().as_ref() {
+            return Err(PlatformError(reason.clone()));
+        }
+        let now = self.now.get();
+        let mut limiters = self.limiters.borrow_mut();
+        let limiter = limiters.entry(object.to_owned()).or_default();
+        Ok(limiter.apply(now, call).0)
     }
 }
 

@@ -2,7 +2,8 @@
 //!
 //! The core (config, routing, phases, gateway) talks to the outside world
 //! only through the traits here: the clock, Workers KV, outbound HTTP, the
-//! log sink, a source of request ids and Worker secrets. Two implementations exist:
+//! log sink, a source of request ids, Worker secrets and the rate-limit
+//! objects. Two implementations exist:
 //! [`workers`] (wasm32 only) adapts them to the Cloudflare Workers runtime
 //! with the `worker` crate, and [`memory`] keeps everything in memory with
 //! a fake clock for native tests and the CLI.
@@ -18,6 +19,7 @@ use bytes::Bytes;
 
 use crate::body::Body;
 use crate::events::Event;
+use crate::ratelimit::object::{LimitCall, LimitReply};
 
 pub mod memory;
 // The Workers adapter; left out of the wasm benchmark build, which runs in
@@ -147,10 +149,24 @@ pub trait Secrets {
     fn secret(&self, name: &str) -> Option<String>;
 }
 
-/// Everything the gateway needs from its runtime.
-pub trait Platform: Clock + KvStore + HttpClient + LogSink + RequestIds + Secrets {}
+/// The rate-limit objects (Durable Objects on Workers), one per limit key.
+#[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
+pub trait RateLimitStore {
+    /// Run `call` in the object named `object` (created on first use).
+    async fn rate_limit(&self, object: &str, call: &LimitCall)
+    -> Result<LimitReply, PlatformError>;
+}
 
-impl<T: Clock + KvStore + HttpClient + LogSink + RequestIds + Secrets> Platform for T {}
+/// Everything the gateway needs from its runtime.
+pub trait Platform:
+    Clock + KvStore + HttpClient + LogSink + RequestIds + Secrets + RateLimitStore
+{
+}
+
+impl<T: Clock + KvStore + HttpClient + LogSink + RequestIds + Secrets + RateLimitStore> Platform
+    for T
+{
+}
 
 impl fmt::Display for UnixMillis {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -18,6 +18,7 @@ let config;
 before(async () => {
   stack = await startE2E({ name: "gateway" });
   ({ gateway, config } = stack);
+
   origins = [stack.users, stack.orders];
 });
 

@@ -38,6 +38,8 @@ test("the schema rejects the invalid fixtures it can express", () => {
     "auth-empty-route-policy",
     "auth-requirement-both",
     "auth-secret-value",
+    "ratelimit-bad-period",
+    "ratelimit-unknown-algorithm",
   ];
   for (const name of structural) {
     assert.equal(validate(fixture(`invalid/${name}.json`)), false, `${name} passed the schema`);

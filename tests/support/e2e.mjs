@@ -13,7 +13,7 @@ import { ROOT, freePort, portico, pushConfig, startWrangler } from "./stack.mjs"
 
 export const SIGNING_SECRET = "e2e-signing-secret";
 
-export async function startE2E({ name, configure = () => {}, vars = {} }) {
+export async function startE2E({ name, configure = () => {}, vars = {}, wranglerConfig }) {
   const work = path.join(ROOT, "target/e2e", name);
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
@@ -31,6 +31,12 @@ export async function startE2E({ name, configure = () => {}, vars = {} }) {
   config.services.orders.timeout_ms = 1000;
   config.services.down = { url: `http://127.0.0.1:${await freePort()}` };
   config.routes.push({ id: "down", path: "/api/down/*", service: "down" });
+  // The demo's limits are for people trying it; tests set their own.
+  for (const route of config.routes) {
+    for (const policy of [route.rate_limit?.plan, ...(route.rate_limit?.policies ?? [])].filter(Boolean)) {
+      policy.limit = Math.max(policy.limit, 1000);
+    }
+  }
   await configure(config, { closers });
 
   const writeJson = (file, value) => {
@@ -45,14 +51,25 @@ export async function startE2E({ name, configure = () => {}, vars = {} }) {
   assert.equal(created.code, 0, created.stderr);
   const apiKey = JSON.parse(created.stdout);
 
-  const gateway = await startWrangler({
-    port: await freePort(),
-    persistTo: state,
-    logFile: log,
-    vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET, ...vars },
-  });
+  const port = await freePort();
+  const launch = () =>
+    startWrangler({
+      port,
+      persistTo: state,
+      logFile: log,
+      config: wranglerConfig,
+      vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET, ...vars },
+    });
+  let gateway = await launch();
   return {
-    gateway,
+    get gateway() {
+      return gateway;
+    },
+    /** Stop wrangler dev and start it again on the same port and state. */
+    restart: async () => {
+      await gateway.stop();
+      gateway = await launch();
+    },
     users,
     orders,
     config,
@@ -62,6 +79,12 @@ export async function startE2E({ name, configure = () => {}, vars = {} }) {
     writeJson,
     log: () => (fs.existsSync(log) ? fs.readFileSync(log, "utf8") : ""),
     fetch: (pathAndQuery, init = {}) => fetch(`${gateway.url}${pathAndQuery}`, { redirect: "manual", ...init }),
+    /** Create an API key with the CLI; resolves to { id, key, ... }. */
+    createKey: async (...args) => {
+      const made = await portico(["keys", "create", "--local", "--persist-to", state, "--json", ...args]);
+      assert.equal(made.code, 0, made.stderr);
+      return JSON.parse(made.stdout);
+    },
     stop: async () => {
       await gateway.stop();
       await Promise.all(closers.map((close) => close()));

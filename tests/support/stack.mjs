@@ -71,7 +71,7 @@ export async function putKvRaw(binding, key, file, persistTo) {
  * `logFile` (or this process's stdout when `inherit` is set). Resolves once
  * the gateway answers HTTP.
  */
-export async function startWrangler({ port, persistTo, logFile, vars = {}, inherit = false, readyTimeoutMs = 180_000 }) {
+export async function startWrangler({ port, persistTo, logFile, config, vars = {}, inherit = false, readyTimeoutMs = 180_000 }) {
   const inspectorPort = await freePort();
   const args = [
     WRANGLER, "dev",
@@ -80,6 +80,7 @@ export async function startWrangler({ port, persistTo, logFile, vars = {}, inher
     "--inspector-port", String(inspectorPort),
     "--persist-to", persistTo,
     "--show-interactive-dev-session=false",
+    ...(config ? ["--config", config] : []),
     ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
   ];
   const out = inherit ? "inherit" : fs.openSync(logFile, "a");

@@ -20,8 +20,14 @@ use web_sys::ReadableStream;
 
 use super::{
     Clock, FetchError, FetchOptions, HttpClient, KvNamespace, KvStore, LogSink, PlatformError,
-    RequestIds, Secrets, UnixMillis,
+    RateLimitStore, RequestIds, Secrets, UnixMillis,
 };
+use crate::ratelimit::object::{LimitCall, LimitReply};
+
+/// The binding of the rate-limit Durable Object namespace.
+const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
+/// A rate-limit object that has not answered by then counts as failed.
+const RATE_LIMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::body::Body;
 use crate::events::{Event, Level};
 
@@ -128,6 +134,51 @@ fn check_length(bytes: Bytes, limit: usize) -> Result<Bytes, FetchError> {
         return Err(FetchError::TooLarge(limit));
     }
     Ok(bytes)
+}
+
+impl RateLimitStore for WorkersPlatform {
+    async fn rate_limit(
+        &self,
+        object: &str,
+        call: &LimitCall,
+    ) -> Result<LimitReply, PlatformError> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| PlatformError(format!("{what}: {e}"));
+        let namespace = self
+            .env
+            .durable_object(RATE_LIMITER_BINDING)
+            .map_err(|e| failed("rate-limit binding", &e))?;
+        let stub = namespace
+            .id_from_name(object)
+            .and_then(|id| id.get_stub())
+            .map_err(|e| failed("rate-limit object", &e))?;
+        let body = serde_json::to_string(call).map_err(|e| failed("rate-limit call", &e))?;
+        let mut init = worker::RequestInit::new();
+        init.with_method(worker::Method::Post)
+            .with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
+        let request = worker::Request::new_with_init("https://rate-limiter.internal/apply", &init)
+            .map_err(|e| failed("rate-limit request", &e))?;
+        let send = pin!(stub.fetch_with_request(request));
+        let timer = pin!(worker::Delay::from(RATE_LIMIT_TIMEOUT));
+        let mut response = match select(send, timer).await {
+            Either::Left((Ok(response), _)) => response,
+            Either::Left((Err(e), _)) => return Err(failed("rate-limit object", &e)),
+            Either::Right(_) => {
+                return Err(PlatformError(format!(
+                    "rate-limit object gave no answer within {RATE_LIMIT_TIMEOUT:?}"
+                )));
+            }
+        };
+        if response.status_code() != 200 {
+            return Err(PlatformError(format!(
+                "rate-limit object answered {}",
+                response.status_code()
+            )));
+        }
+        response
+            .json::<LimitReply>()
+            .await
+            .map_err(|e| failed("rate-limit reply", &e))
+    }
 }
 
 impl Secrets for WorkersPlatform {

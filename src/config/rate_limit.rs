@@ -1,0 +1,186 @@
+//! Checking routes' `rate_limit` sections.
+
+use std::time::Duration;
+
+use super::duration::parse_duration;
+use super::error::Issues;
+use super::wire::{AlgorithmName, OnFailure, PolicyDocument, RateLimitDocument};
+use crate::ratelimit::{
+    Algorithm, FailurePolicy, HeaderFamilies, Policy, Quota, RouteRateLimit, ScopePart,
+};
+
+const MAX_LIMIT: u64 = 1_000_000_000;
+/// The sliding log keeps one entry per admitted request.
+const MAX_SLIDING_LOG_LIMIT: u64 = 10_000;
+const MAX_PERIOD: Duration = Duration::from_secs(31 * 86_400);
+
+fn is_policy_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn check_policy(
+    document: &PolicyDocument,
+    at: &str,
+    authenticated: bool,
+    issues: &mut Issues,
+) -> Option<Policy> {
+    let before = issues.len();
+    if !is_policy_name(&document.name) {
+        issues.push(
+            format!("{at}.name"),
+            "must be 1 to 32 of a-z, 0-9, '-' or '_'",
+        );
+    }
+    let algorithm = match document.algorithm.unwrap_or(AlgorithmName::TokenBucket) {
+        AlgorithmName::TokenBucket => Algorithm::TokenBucket,
+        AlgorithmName::Gcra => Algorithm::Gcra,
+        AlgorithmName::FixedWindow => Algorithm::FixedWindow,
+        AlgorithmName::SlidingLog => Algorithm::SlidingLog,
+    };
+    let max_limit = if algorithm == Algorithm::SlidingLog {
+        MAX_SLIDING_LOG_LIMIT
+    } else {
+        MAX_LIMIT
+    };
+    if !(1..=max_limit).contains(&document.limit) {
+        issues.push(
+            format!("{at}.limit"),
+            format!(
+                "must be between 1 and {max_limit} for {}",
+                algorithm.as_str()
+            ),
+        );
+    }
+    let period = match parse_duration(&document.period) {
+        Ok(period) if !period.is_zero() && period <= MAX_PERIOD => period,
+        Ok(_) => {
+            issues.push(format!("{at}.period"), "must be between 1ms and 31d");
+            Duration::from_secs(1)
+        }
+        Err(reason) => {
+            issues.push(format!("{at}.period"), reason);
+            Duration::from_secs(1)
+        }
+    };
+    let buckets = matches!(algorithm, Algorithm::TokenBucket | Algorithm::Gcra);
+    let burst = match document.burst {
+        None => document.limit,
+        Some(_) if !buckets => {
+            issues.push(
+                format!("{at}.burst"),
+                "applies to token_bucket and gcra only",
+            );
+            document.limit
+        }
+        Some(burst) if (1..=MAX_LIMIT).contains(&burst) => burst,
+        Some(_) => {
+            issues.push(
+                format!("{at}.burst"),
+                format!("must be between 1 and {MAX_LIMIT}"),
+            );
+            document.limit
+        }
+    };
+    let cost = document.cost.unwrap_or(1);
+    let capacity = if buckets { burst } else { document.limit };
+    if cost == 0 || cost > capacity {
+        issues.push(
+            format!("{at}.cost"),
+            format!(
+                "must be between 1 and the capacity ({capacity}); a larger cost could never pass"
+            ),
+        );
+    }
+    if document.scope.is_empty() {
+        issues.push(
+            format!("{at}.scope"),
+            "name at least one of key, user, ip, route",
+        );
+    }
+    for (index, part) in document.scope.iter().enumerate() {
+        if document.scope[..index].contains(part) {
+            issues.push(format!("{at}.scope[{index}]"), "is listed twice");
+        }
+        if matches!(part, ScopePart::Key | ScopePart::User) && !authenticated {
+            issues.push(
+                format!("{at}.scope[{index}]"),
+                "counts per caller, but the route has no 'auth' policy to say who the caller is",
+            );
+        }
+    }
+    if issues.len() != before {
+        return None;
+    }
+    Some(Policy {
+        name: document.name.clone(),
+        quota: Quota {
+            algorithm,
+            limit: document.limit,
+            period_ms: u64::try_from(period.as_millis()).unwrap_or(u64::MAX),
+            burst,
+        },
+        scope: document.scope.clone(),
+        cost,
+    })
+}
+
+pub(crate) fn check_rate_limit(
+    document: &RateLimitDocument,
+    at: &str,
+    authenticated: bool,
+    issues: &mut Issues,
+) -> Option<RouteRateLimit> {
+    let before = issues.len();
+    let at = format!("{at}.rate_limit");
+    let plan = document
+        .plan
+        .as_ref()
+        .and_then(|plan| check_policy(plan, &format!("{at}.plan"), authenticated, issues));
+    let mut policies = Vec::new();
+    for (index, policy) in document.policies.iter().flatten().enumerate() {
+        if let Some(policy) = check_policy(
+            policy,
+            &format!("{at}.policies[{index}]"),
+            authenticated,
+            issues,
+        ) {
+            policies.push(policy);
+        }
+    }
+    if document.plan.is_none() && document.policies.as_ref().is_none_or(Vec::is_empty) {
+        issues.push(
+            at.clone(),
+            "give a 'plan' or at least one policy in 'policies'",
+        );
+    }
+    let mut names: Vec<&str> = plan
+        .iter()
+        .chain(&policies)
+        .map(|p| p.name.as_str())
+        .collect();
+    names.sort_unstable();
+    if names.windows(2).any(|pair| pair[0] == pair[1]) {
+        issues.push(at.clone(), "policy names must be unique within a route");
+    }
+    let headers = document.headers.as_ref();
+    let families = HeaderFamilies {
+        legacy: headers.and_then(|h| h.legacy).unwrap_or(true),
+        ietf: headers.and_then(|h| h.ietf).unwrap_or(true),
+    };
+    if issues.len() != before {
+        return None;
+    }
+    Some(RouteRateLimit {
+        plan,
+        policies,
+        on_failure: match document.on_failure.unwrap_or(OnFailure::Open) {
+            OnFailure::Open => FailurePolicy::Open,
+            OnFailure::Closed => FailurePolicy::Closed,
+        },
+        headers: families,
+    })
+}

@@ -1,0 +1,94 @@
+//! What an isolate remembers about rate limits between requests.
+//!
+//! - A deny cache: a limit key that was refused stays refused here until
+//!   its retry time, without asking its object again, so an abusive client
+//!   costs its object one call per retry period, not one per request.
+//!   This never admits anything the object would refuse; it only answers
+//!   a refusal the object already gave.
+//! - A breaker per object: after an object failed, calls to it are
+//!   skipped for a short back-off and the route's failure policy applies at
+//!   once, so an overloaded object is never retried in a tight loop.
+
+use std::cell::RefCell;
+use std::time::Duration;
+
+use super::PolicyResult;
+use super::algorithm::Decision;
+use crate::auth::cache::TtlCache;
+use crate::platform::UnixMillis;
+
+const DENY_CACHE_ENTRIES: usize = 10_000;
+/// How long the store is left alone after it failed.
+pub const BREAKER_BACKOFF: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub struct LocalLimits {
+    /// By (object name, state key): the refusal and when it was given.
+    denied: RefCell<TtlCache<(String, String), (Decision, UnixMillis)>>,
+    /// Objects that failed, until their back-off ends.
+    broken: RefCell<TtlCache<String, ()>>,
+}
+
+impl Default for LocalLimits {
+    fn default() -> Self {
+        LocalLimits {
+            denied: RefCell::new(TtlCache::new(DENY_CACHE_ENTRIES)),
+            broken: RefCell::new(TtlCache::new(DENY_CACHE_ENTRIES)),
+        }
+    }
+}
+
+impl LocalLimits {
+    /// A refusal still in force for this key, with its times brought up to `now`.
+    pub fn denied(&self, object: &str, state_key: &str, now: UnixMillis) -> Option<Decision> {
+        let key = (object.to_owned(), state_key.to_owned());
+        let (decision, at) = self.denied.borrow_mut().get(&key, now)?;
+        let elapsed = u64::try_from(now.since(at).as_millis()).unwrap_or(u64::MAX);
+        Some(Decision {
+            reset_after_ms: decision.reset_after_ms.saturating_sub(elapsed),
+            retry_after_ms: decision.retry_after_ms.map(|r| r.saturating_sub(elapsed)),
+            ..decision
+        })
+    }
+
+    /// Remember the refusals among `results` until their retry time.
+    pub fn remember(
+        &self,
+        objects: &[(String, String)],
+        results: &[PolicyResult],
+        now: UnixMillis,
+    ) {
+        for ((object, state_key), result) in objects.iter().zip(results) {
+            if result.decision.allowed {
+                continue;
+            }
+            let wait = result
+                .decision
+                .retry_after_ms
+                .unwrap_or(result.decision.reset_after_ms);
+            if wait == 0 {
+                continue;
+            }
+            self.denied.borrow_mut().insert(
+                (object.clone(), state_key.clone()),
+                (result.decision, now),
+                now.plus(Duration::from_millis(wait)),
+            );
+        }
+    }
+
+    /// Whether `object` failed within the back-off.
+    pub fn is_broken(&self, object: &str, now: UnixMillis) -> bool {
+        self.broken
+            .borrow_mut()
+            .get(&object.to_owned(), now)
+            .is_some()
+    }
+
+    /// Note that `object` failed.
+    pub fn trip(&self, object: &str, now: UnixMillis) {
+        self.broken
+            .borrow_mut()
+            .insert(object.to_owned(), (), now.plus(BREAKER_BACKOFF));
+    }
+}

@@ -1,0 +1,98 @@
+//! What a rate-limit object does: the single writer for one limit key.
+//!
+//! One Durable Object per limit key holds the state of every policy that
+//! shares that key (a per-second burst and a per-day quota for the same API
+//! key, say), so one round trip decides them all, atomically: either every
+//! policy admits the request and all are charged, or none is. The object
+//! only applies the pure arithmetic of [`super::algorithm`] to its stored
+//! state; it uses its own clock, so all isolates are judged by one.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::algorithm::{Decision, Quota, State};
+
+/// One policy to check in an object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    /// Where the object keeps this policy's state (policy name and quota).
+    pub state_key: String,
+    pub quota: Quota,
+    pub cost: u64,
+}
+
+/// A call to an object: check (and, if all pass, charge) these policies.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitCall {
+    pub checks: Vec<Check>,
+    /// Report without charging (for `portico limits show`).
+    #[serde(default)]
+    pub peek: bool,
+}
+
+/// The object's answer: one decision per check, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitReply {
+    pub decisions: Vec<Decision>,
+}
+
+/// The state of one limit key.
+#[derive(Debug, Default)]
+pub struct LimiterObject {
+    states: HashMap<String, State>,
+}
+
+impl LimiterObject {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the state for `key` is already in memory.
+    pub fn has(&self, key: &str) -> bool {
+        self.states.contains_key(key)
+    }
+
+    /// Put a state loaded from storage.
+    pub fn load(&mut self, key: String, state: State) {
+        self.states.insert(key, state);
+    }
+
+    /// Apply `call` at `now`. Returns the reply and the states that changed
+    /// (to be written to storage before the reply is sent).
+    pub fn apply(&mut self, now: u64, call: &LimitCall) -> (LimitReply, Vec<(String, State)>) {
+        let mut decisions = Vec::with_capacity(call.checks.len());
+        let mut next = Vec::with_capacity(call.checks.len());
+        for check in &call.checks {
+            let cost = if call.peek { 0 } else { check.cost };
+            let (decision, state) =
+                check
+                    .quota
+                    .decide(self.states.get(&check.state_key), now, cost);
+            decisions.push(decision);
+            next.push(state);
+        }
+        let all_allowed = decisions.iter().all(|d| d.allowed);
+        let mut changed = Vec::new();
+        if all_allowed && !call.peek {
+            for (check, state) in call.checks.iter().zip(next) {
+                if let Some(state) = state {
+                    self.states.insert(check.state_key.clone(), state.clone());
+                    changed.push((check.state_key.clone(), state));
+                }
+            }
+        } else if !all_allowed {
+            // Admitted by some policies but denied by another: none is
+            // charged, so report the admitting ones as they stand.
+            for (check, decision) in call.checks.iter().zip(decisions.iter_mut()) {
+                if decision.allowed {
+                    *decision = check
+                        .quota
+                        .decide(self.states.get(&check.state_key), now, 0)
+                        .0;
+                }
+            }
+        }
+        (LimitReply { decisions }, changed)
+    }
+}

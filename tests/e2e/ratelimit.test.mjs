@@ -1,0 +1,161 @@
+// End-to-end rate limiting on workerd: one Durable Object per limit key,
+// exact under concurrency, persisted across a restart, separate per key,
+// and the failure policy when the objects cannot be reached.
+
+import assert from "node:assert/strict";
+import fs from "node:fs";
+import path from "node:path";
+import { after, before, test } from "node:test";
+
+import { ROOT, eventually, freePort, startWrangler } from "../support/stack.mjs";
+import { expectProblem, startE2E } from "../support/e2e.mjs";
+
+const LIMIT = 10;
+let stack;
+
+before(async () => {
+  stack = await startE2E({
+    name: "ratelimit",
+    configure: (config) => {
+      config.routes.push(
+        {
+          id: "limited",
+          path: "/api/limited/*",
+          service: "orders",
+          auth: { api_key: {} },
+          rate_limit: { plan: { name: "hourly", limit: LIMIT, period: "1h", scope: ["key"] } },
+        },
+        {
+          id: "windowed",
+          path: "/api/windowed/*",
+          service: "orders",
+          auth: { api_key: {} },
+          rate_limit: {
+            policies: [{ name: "window", algorithm: "fixed_window", limit: LIMIT, period: "1h", scope: ["key"] }],
+          },
+        },
+        {
+          id: "fail-open",
+          path: "/api/fail-open/*",
+          service: "orders",
+          rate_limit: { policies: [{ name: "ip", limit: 100, period: "1m", scope: ["ip"] }], on_failure: "open" },
+        },
+        {
+          id: "fail-closed",
+          path: "/api/fail-closed/*",
+          service: "orders",
+          rate_limit: { policies: [{ name: "ip", limit: 100, period: "1m", scope: ["ip"] }], on_failure: "closed" },
+        },
+      );
+    },
+  });
+});
+
+after(async () => {
+  await stack?.stop();
+});
+
+const withKey = (route, key) => stack.fetch(`/api/${route}/x`, { headers: { "x-api-key": key } });
+
+/** Fire `count` requests at once; resolves to their responses. */
+async function burst(route, key, count) {
+  const responses = await Promise.all(Array.from({ length: count }, () => withKey(route, key)));
+  await Promise.all(responses.map((r) => r.arrayBuffer()));
+  return responses;
+}
+
+for (const route of ["limited", "windowed"]) {
+  test(`${route}: ${LIMIT} per hour admits exactly ${LIMIT} of 60 concurrent requests`, async () => {
+    const { key } = await stack.createKey("--name", `burst-${route}`);
+    const responses = await burst(route, key, 60);
+    const statuses = responses.map((r) => r.status);
+    assert.equal(statuses.filter((s) => s === 200).length, LIMIT, `statuses: ${statuses.join(",")}`);
+    assert.equal(statuses.filter((s) => s === 429).length, 60 - LIMIT);
+    for (const response of responses) {
+      assert.equal(response.headers.get("x-ratelimit-limit"), String(LIMIT));
+      assert.ok(response.headers.get("ratelimit-policy").includes(`q=${LIMIT};w=3600`));
+      if (response.status === 429) {
+        assert.equal(response.headers.get("x-ratelimit-remaining"), "0");
+        assert.ok(Number(response.headers.get("retry-after")) >= 1);
+      }
+    }
+    const remaining = responses.filter((r) => r.status === 200).map((r) => Number(r.headers.get("x-ratelimit-remaining")));
+    assert.deepEqual([...remaining].sort((a, b) => a - b), Array.from({ length: LIMIT }, (_, i) => i), "each admitted request saw its own count");
+  });
+}
+
+test("a 429 is problem+json with Retry-After", async () => {
+  const { key } = await stack.createKey("--name", "one-more");
+  await burst("limited", key, LIMIT);
+  const response = await withKey("limited", key);
+  assert.equal(response.headers.get("retry-after"), "360", "one token per 360 s at 10 per hour");
+  await expectProblem(response, 429, "rate-limited");
+});
+
+test("different keys do not share a bucket", async () => {
+  const first = await stack.createKey("--name", "first");
+  const second = await stack.createKey("--name", "second");
+  await burst("limited", first.key, LIMIT + 1);
+  assert.equal((await withKey("limited", first.key)).status, 429);
+  const other = await withKey("limited", second.key);
+  assert.equal(other.status, 200);
+  assert.equal(other.headers.get("x-ratelimit-remaining"), String(LIMIT - 1));
+});
+
+test("a key's own rate plan overrides the route's plan", async () => {
+  const { key } = await stack.createKey("--name", "plan", "--rate", "3/1h");
+  const statuses = (await burst("limited", key, 8)).map((r) => r.status);
+  assert.equal(statuses.filter((s) => s === 200).length, 3);
+});
+
+test("limit state survives a restart of wrangler dev", async () => {
+  const { key } = await stack.createKey("--name", "durable");
+  await burst("limited", key, LIMIT);
+  const before = await withKey("limited", key);
+  assert.equal(before.status, 429);
+  await stack.restart();
+  const after = await withKey("limited", key);
+  assert.equal(after.status, 429, "the object kept its bucket (and the new isolate has no deny cache)");
+  assert.equal(after.headers.get("x-ratelimit-remaining"), "0");
+});
+
+test("with the objects unreachable, routes fail open or closed as configured", async () => {
+  // The same worker and state, but RATE_LIMITER bound to a script that
+  // does not run: every object call fails.
+  const work = path.join(ROOT, "target/e2e/ratelimit-unavailable");
+  fs.mkdirSync(work, { recursive: true });
+  const config = path.join(work, "wrangler.toml");
+  const main = fs.readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+  const kv = main.slice(main.indexOf("[[kv_namespaces]]"), main.indexOf("# Rate-limit state"));
+  fs.writeFileSync(
+    config,
+    [
+      'name = "portico-no-limiter"',
+      `main = "${path.join(ROOT, "build/worker/shim.mjs")}"`,
+      `compatibility_date = "${/compatibility_date = "([^"]+)"/.exec(main)[1]}"`,
+      kv,
+      "[durable_objects]",
+      'bindings = [{ name = "RATE_LIMITER", class_name = "RateLimiter", script_name = "portico-limiter-that-is-not-running" }]',
+      "",
+    ].join("\n"),
+  );
+  const gateway = await startWrangler({
+    port: await freePort(),
+    persistTo: stack.state,
+    logFile: path.join(work, "wrangler.log"),
+    config,
+    vars: { PORTICO_IDENTITY_SECRET: "x" },
+  });
+  try {
+    const open = await fetch(`${gateway.url}/api/fail-open/x`);
+    assert.equal(open.status, 200, "fail open: admitted");
+    assert.equal(open.headers.get("x-ratelimit-limit"), null);
+    await expectProblem(await fetch(`${gateway.url}/api/fail-closed/x`), 503, "rate-limit-unavailable");
+    const logged = () => fs.readFileSync(path.join(work, "wrangler.log"), "utf8");
+    await eventually(() => /"event":"rate_limit_unavailable","route":"fail-open"/.test(logged()), {
+      what: "the failed-open request to be logged",
+    });
+  } finally {
+    await gateway.stop();
+  }
+});

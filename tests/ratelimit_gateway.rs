@@ -1,0 +1,325 @@
+//! Rate limiting through the gateway, on the in-memory platform: 429s and
+//! their headers, per-key buckets and plans, several policies, the local
+//! deny cache, and what happens when the store fails.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Harness, auth_config, body_json, header, request};
+use http::{Method, StatusCode};
+use portico::auth::RatePlan;
+use portico::auth::api_key::{self, KeyRecord};
+use portico::platform::KvNamespace;
+use serde_json::{Value, json};
+
+fn harness(rate_limit: Value) -> Harness {
+    Harness::with_config(&auth_config(
+        json!({}),
+        json!([
+            { "id": "orders", "path": "/orders/*", "service": "users",
+              "auth": { "api_key": {} }, "rate_limit": rate_limit },
+            { "id": "public", "path": "/public/*", "service": "users",
+              "rate_limit": { "policies": [ { "name": "per-ip", "limit": 2, "period": "1m", "scope": ["ip"] } ] } }
+        ]),
+    ))
+}
+
+fn key(harness: &Harness, seed: u8, rate: Option<RatePlan>) -> String {
+    let (id, key) = api_key::generate(&[seed; 38]);
+    let mut record = KeyRecord::new(&id, &key, &format!("consumer-{seed}"), 0);
+    record.rate = rate;
+    harness.platform.kv_put(
+        KvNamespace::Keys,
+        &api_key::kv_key(&id),
+        &serde_json::to_string(&record).unwrap(),
+    );
+    key
+}
+
+fn call(harness: &Harness, key: &str) -> http::Response<portico::Body<bytes::Bytes>> {
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/orders/1",
+        &[("x-api-key", key)],
+    ))
+}
+
+fn per_minute(limit: u64) -> Value {
+    json!({ "plan": { "name": "plan", "limit": limit, "period": "1m", "scope": ["key"] } })
+}
+
+#[test]
+fn the_request_over_the_limit_gets_429_with_retry_after_and_headers() {
+    let harness = harness(per_minute(3));
+    let k = key(&harness, 1, None);
+    for remaining in ["2", "1", "0"] {
+        let response = call(&harness, &k);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(header(response.headers(), "x-ratelimit-limit"), Some("3"));
+        assert_eq!(
+            header(response.headers(), "x-ratelimit-remaining"),
+            Some(remaining)
+        );
+    }
+    let response = call(&harness, &k);
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(response.headers(), "retry-after"),
+        Some("20"),
+        "one token per 20 s"
+    );
+    assert_eq!(
+        header(response.headers(), "x-ratelimit-remaining"),
+        Some("0")
+    );
+    assert_eq!(header(response.headers(), "x-ratelimit-reset"), Some("60"));
+    assert_eq!(
+        header(response.headers(), "ratelimit-policy"),
+        Some("\"plan\";q=3;w=60")
+    );
+    assert_eq!(
+        header(response.headers(), "ratelimit"),
+        Some("\"plan\";r=0;t=60")
+    );
+    let problem = body_json(&response);
+    assert_eq!(problem["type"], "urn:portico:problem:rate-limited");
+    assert_eq!(problem["status"], 429);
+
+    harness.platform.advance(Duration::from_secs(20));
+    assert_eq!(
+        call(&harness, &k).status(),
+        StatusCode::OK,
+        "a token is back after Retry-After"
+    );
+}
+
+#[test]
+fn different_keys_have_different_buckets() {
+    let harness = harness(per_minute(1));
+    let (a, b) = (key(&harness, 1, None), key(&harness, 2, None));
+    assert_eq!(call(&harness, &a).status(), StatusCode::OK);
+    assert_eq!(call(&harness, &a).status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(call(&harness, &b).status(), StatusCode::OK);
+    assert_eq!(harness.platform.object_names().len(), 2);
+}
+
+#[test]
+fn object_names_never_contain_the_key_or_address() {
+    let harness = harness(per_minute(5));
+    let k = key(&harness, 9, None);
+    call(&harness, &k);
+    harness.get("http://gw.example/public/x");
+    for name in harness.platform.object_names() {
+        assert_eq!(name.len(), 64, "a SHA-256 in hex: {name}");
+        assert!(name.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!name.contains(api_key::key_id(&k).unwrap()));
+    }
+}
+
+#[test]
+fn a_keys_own_rate_plan_overrides_the_route_plan() {
+    let harness = harness(per_minute(1));
+    let generous = key(
+        &harness,
+        3,
+        Some(RatePlan {
+            limit: 3,
+            period_seconds: 60,
+        }),
+    );
+    for _ in 0..3 {
+        assert_eq!(call(&harness, &generous).status(), StatusCode::OK);
+    }
+    let response = call(&harness, &generous);
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(response.headers(), "x-ratelimit-limit"), Some("3"));
+}
+
+#[test]
+fn every_policy_must_pass_and_headers_name_each() {
+    let harness = harness(json!({
+        "plan": { "name": "burst", "limit": 2, "period": "1s", "scope": ["key"] },
+        "policies": [ { "name": "daily", "algorithm": "fixed_window", "limit": 3, "period": "1d", "scope": ["key"] } ]
+    }));
+    let k = key(&harness, 4, None);
+    let first = call(&harness, &k);
+    assert_eq!(
+        header(first.headers(), "ratelimit-policy"),
+        Some("\"burst\";q=2;w=1, \"daily\";q=3;w=86400")
+    );
+    assert_eq!(
+        header(first.headers(), "ratelimit"),
+        Some("\"burst\";r=1;t=1, \"daily\";r=2;t=86400")
+    );
+    assert_eq!(call(&harness, &k).status(), StatusCode::OK);
+    assert_eq!(
+        call(&harness, &k).status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "burst"
+    );
+    harness.platform.advance(Duration::from_secs(1));
+    assert_eq!(
+        call(&harness, &k).status(),
+        StatusCode::OK,
+        "the refused one did not count against daily"
+    );
+    harness.platform.advance(Duration::from_secs(1));
+    let response = call(&harness, &k);
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS, "daily");
+    assert_eq!(header(response.headers(), "x-ratelimit-limit"), Some("3"));
+    let retry: u64 = header(response.headers(), "retry-after")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry > 80_000, "until the day's window ends: {retry}");
+}
+
+#[test]
+fn cost_is_configurable() {
+    let harness = harness(
+        json!({ "plan": { "name": "units", "limit": 10, "period": "1m", "scope": ["key"], "cost": 4 } }),
+    );
+    let k = key(&harness, 5, None);
+    assert_eq!(call(&harness, &k).status(), StatusCode::OK);
+    assert_eq!(call(&harness, &k).status(), StatusCode::OK);
+    let response = call(&harness, &k);
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        header(response.headers(), "x-ratelimit-remaining"),
+        Some("2")
+    );
+}
+
+#[test]
+fn a_refused_key_costs_no_store_call_until_its_retry_time() {
+    let harness = harness(per_minute(1));
+    let k = key(&harness, 6, None);
+    call(&harness, &k);
+    assert_eq!(call(&harness, &k).status(), StatusCode::TOO_MANY_REQUESTS);
+    let calls = harness.platform.limiter_calls();
+    for _ in 0..100 {
+        let response = call(&harness, &k);
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    assert_eq!(
+        harness.platform.limiter_calls(),
+        calls,
+        "answered from the deny cache"
+    );
+    harness.platform.advance(Duration::from_secs(30));
+    let response = call(&harness, &k);
+    assert_eq!(
+        header(response.headers(), "retry-after"),
+        Some("30"),
+        "the cached refusal counts down"
+    );
+    harness.platform.advance(Duration::from_secs(30));
+    assert_eq!(call(&harness, &k).status(), StatusCode::OK);
+    assert_eq!(harness.platform.limiter_calls(), calls + 1);
+}
+
+#[test]
+fn an_ip_scoped_limit_works_on_public_routes() {
+    let harness = harness(per_minute(5));
+    for expected in [
+        StatusCode::OK,
+        StatusCode::OK,
+        StatusCode::TOO_MANY_REQUESTS,
+    ] {
+        assert_eq!(harness.get("http://gw.example/public/x").status(), expected);
+    }
+    let other = harness.send_from(
+        request(Method::GET, "http://gw.example/public/x", &[]),
+        Some("198.51.100.7".parse().unwrap()),
+    );
+    assert_eq!(other.status(), StatusCode::OK);
+}
+
+#[test]
+fn a_failing_store_fails_open_or_closed_as_configured() {
+    let open = harness(per_minute(1));
+    let k = key(&open, 7, None);
+    open.platform.fail_limiters(Some("object overloaded"));
+    let response = call(&open, &k);
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!response.headers().contains_key("x-ratelimit-limit"));
+    assert!(open.platform.events().iter().any(|e| matches!(
+        e,
+        portico::events::Event::RateLimitUnavailable {
+            failed_open: true,
+            ..
+        }
+    )));
+
+    let closed = harness(
+        json!({ "plan": { "name": "plan", "limit": 1, "period": "1m", "scope": ["key"] }, "on_failure": "closed" }),
+    );
+    let k = key(&closed, 8, None);
+    closed.platform.fail_limiters(Some("object overloaded"));
+    let response = call(&closed, &k);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body_json(&response)["type"],
+        "urn:portico:problem:rate-limit-unavailable"
+    );
+}
+
+#[test]
+fn a_failed_store_is_not_retried_in_a_tight_loop() {
+    let harness = harness(per_minute(100));
+    let k = key(&harness, 10, None);
+    harness.platform.fail_limiters(Some("overloaded"));
+    for _ in 0..20 {
+        call(&harness, &k);
+    }
+    assert_eq!(
+        harness.platform.limiter_calls(),
+        1,
+        "one attempt, then the back-off"
+    );
+    harness.platform.fail_limiters(None);
+    harness.platform.advance(Duration::from_secs(1));
+    assert_eq!(
+        header(call(&harness, &k).headers(), "x-ratelimit-remaining"),
+        Some("99")
+    );
+}
+
+#[test]
+fn header_families_can_be_turned_off() {
+    let harness = harness(json!({
+        "plan": { "name": "plan", "limit": 5, "period": "1m", "scope": ["key"] },
+        "headers": { "legacy": false, "ietf": true }
+    }));
+    let k = key(&harness, 11, None);
+    let response = call(&harness, &k);
+    assert!(!response.headers().contains_key("x-ratelimit-limit"));
+    assert!(response.headers().contains_key("ratelimit"));
+}
+
+#[test]
+fn upstream_failures_on_a_limited_route_still_carry_the_headers() {
+    let harness = harness(per_minute(5));
+    let k = key(&harness, 12, None);
+    let response = harness.send(request(
+        Method::GET,
+        "http://gw.example/orders/1?status=502",
+        &[("x-api-key", &k)],
+    ));
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(
+        header(response.headers(), "x-ratelimit-remaining"),
+        Some("4")
+    );
+    let response = harness.send(request(
+        Method::GET,
+        "http://gw.example/orders/1?delay_ms=9000",
+        &[("x-api-key", &k)],
+    ));
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        header(response.headers(), "x-ratelimit-remaining"),
+        Some("3")
+    );
+}
