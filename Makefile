@@ -32,13 +32,14 @@ WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 WORKER := build/worker/shim.mjs
 CLI := target/debug/portico
 
-.PHONY: help setup toolchain rust-target dev test fmt-check clippy test-native test-schema e2e worker cli wasm-bench size clean
+.PHONY: help setup toolchain rust-target dev test bench fmt-check clippy test-native test-schema e2e worker cli wasm-bench size clean
 
 help:
 	@echo "make dev    run the gateway locally with the demo (http://127.0.0.1:8787)"
 	@echo "make test   run every check and test, end-to-end on workerd included"
 	@echo "make worker build the release worker into build/"
 	@echo "make size   report the deployable wasm size against the budget"
+	@echo "make bench  measure CPU per request, route matching and rate-limit latency"
 
 ## Toolchain ---------------------------------------------------------------
 
@@ -102,6 +103,14 @@ size: setup
 
 dev: setup worker cli
 	node tests/support/dev.mjs
+
+## Benchmarks (not part of make test) -------------------------------------
+
+bench: setup worker cli wasm-bench
+	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; (apt-get install -y wrk || sudo apt-get install -y wrk); }
+	cargo bench --bench gateway
+	node tests/support/wasm-bench.mjs
+	node tests/support/ratelimit-bench.mjs
 
 ## Test --------------------------------------------------------------------
 

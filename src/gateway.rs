@@ -11,6 +11,7 @@ use std::net::IpAddr;
 
 use http::request::Parts;
 
+use crate::admin;
 use crate::auth::AuthState;
 use crate::body::Body;
 use crate::config::{Config, ConfigSource, Settings};
@@ -127,6 +128,18 @@ impl Gateway {
         limit_headers: &mut RateLimitHeaders,
     ) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
         let parts = request.parts;
+        if admin::is_admin_request(config, parts.uri.path()) {
+            log.routed("__portico", "admin");
+            return admin::handle(
+                platform,
+                config,
+                &parts.method,
+                parts.uri.path(),
+                &parts.headers,
+                request.request_id,
+            )
+            .await;
+        }
         let routed = route::match_route(config, &parts.method, &parts.uri, &parts.headers)?;
         log.routed(&routed.route.id, &routed.service.name);
 

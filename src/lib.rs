@@ -12,6 +12,9 @@
 //!   problem+json.
 //! - [`platform`]: the seam to the runtime (clock, KV, outbound fetch, log
 //!   sink, ids) with a Workers adapter and an in-memory one for tests.
+//! - [`auth`] and [`ratelimit`]: credentials and identities; exact limits
+//!   with Durable Objects as single writers.
+//! - [`admin`]: the operators' API under `/__portico/` (off by default).
 //! - [`cli`] (native only): the `portico` command for operators.
 //!
 //! The core never names `worker::*`; only `platform::workers` does.
@@ -24,6 +27,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
 )]
 
+pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod body;

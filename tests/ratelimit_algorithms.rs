@@ -177,11 +177,13 @@ fn several_policies_in_one_object_are_charged_together_or_not_at_all() {
                 state_key: "burst".into(),
                 quota: quota(Algorithm::TokenBucket, 2, 1000, 2),
                 cost: 1,
+                lease: None,
             },
             Check {
                 state_key: "daily".into(),
                 quota: quota(Algorithm::FixedWindow, 100, 86_400_000, 100),
                 cost: 1,
+                lease: None,
             },
         ],
         peek: false,
@@ -223,4 +225,26 @@ fn every_state_survives_storage_as_json() {
             .unwrap_or_else(|e| panic!("{algorithm:?}: {e}: {stored}"));
         assert_eq!(loaded, state);
     }
+}
+
+#[test]
+fn a_lease_charges_what_is_available_up_to_its_size() {
+    let mut object = LimiterObject::new();
+    let check = |lease| LimitCall {
+        checks: vec![Check {
+            state_key: "hot".into(),
+            quota: quota(Algorithm::TokenBucket, 10, 60_000, 10),
+            cost: 1,
+            lease,
+        }],
+        peek: false,
+    };
+    let (reply, _) = object.apply(0, &check(Some(4)));
+    assert_eq!(reply.granted, [4]);
+    assert_eq!(reply.decisions[0].remaining, 6);
+    let (reply, _) = object.apply(0, &check(Some(8)));
+    assert_eq!(reply.granted, [6], "only what is left");
+    let (reply, _) = object.apply(0, &check(Some(4)));
+    assert!(!reply.decisions[0].allowed);
+    assert!(reply.granted.is_empty());
 }

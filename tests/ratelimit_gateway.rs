@@ -323,3 +323,91 @@ fn upstream_failures_on_a_limited_route_still_carry_the_headers() {
         Some("3")
     );
 }
+
+fn leased(size: u64, limit: u64) -> Value {
+    json!({ "plan": { "name": "hot", "limit": limit, "period": "1h", "scope": ["key"],
+                      "lease": { "size": size, "ttl": "1s" } } })
+}
+
+#[test]
+fn leased_units_are_spent_without_calling_the_object() {
+    let harness = harness(leased(5, 100));
+    let k = key(&harness, 20, None);
+    for _ in 0..10 {
+        assert_eq!(call(&harness, &k).status(), StatusCode::OK);
+    }
+    assert_eq!(
+        harness.platform.limiter_calls(),
+        2,
+        "one call per lease of five"
+    );
+    let response = call(&harness, &k);
+    assert_eq!(
+        header(response.headers(), "x-ratelimit-remaining"),
+        Some("89")
+    );
+}
+
+#[test]
+fn leases_never_admit_more_than_the_quota_across_isolates() {
+    let harness = harness(leased(4, 10));
+    let k = key(&harness, 21, None);
+    let isolates = [
+        portico::Gateway::new(),
+        portico::Gateway::new(),
+        portico::Gateway::new(),
+    ];
+    let mut admitted = 0;
+    for round in 0..30 {
+        let isolate = &isolates[round % 3];
+        let response = futures::executor::block_on(isolate.handle(
+            &harness.platform,
+            portico::Inbound {
+                request: request(
+                    Method::GET,
+                    "http://gw.example/orders/1",
+                    &[("x-api-key", &k)],
+                ),
+                client_ip: None,
+            },
+        ));
+        if response.status() == StatusCode::OK {
+            admitted += 1;
+        }
+    }
+    assert_eq!(
+        admitted, 10,
+        "every unit leased is spent within its lease, none twice"
+    );
+}
+
+#[test]
+fn unspent_leased_units_expire_and_are_lost_within_the_bound() {
+    let harness = harness(leased(4, 10));
+    let k = key(&harness, 22, None);
+    let quiet = portico::Gateway::new();
+    // Another isolate takes a lease of four and uses one.
+    let one = futures::executor::block_on(quiet.handle(
+        &harness.platform,
+        portico::Inbound {
+            request: request(
+                Method::GET,
+                "http://gw.example/orders/1",
+                &[("x-api-key", &k)],
+            ),
+            client_ip: None,
+        },
+    ));
+    assert_eq!(one.status(), StatusCode::OK);
+    harness.platform.advance(Duration::from_millis(1001));
+    let mut admitted = 0;
+    for _ in 0..20 {
+        if call(&harness, &k).status() == StatusCode::OK {
+            admitted += 1;
+        }
+    }
+    assert_eq!(
+        admitted, 6,
+        "the three units left in the quiet isolate's expired lease are lost"
+    );
+}

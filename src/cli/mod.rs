@@ -1,6 +1,6 @@
 //! The `portico` command line, for the people who operate the gateway:
-//! check and publish configuration, ask how a request would be routed, and
-//! manage API keys.
+//! check and publish configuration, ask how a request would be routed,
+//! manage API keys and see where they stand on their rate limits.
 //!
 //! Native only. It shares the gateway's own config checks and routing, so
 //! what it accepts and explains is exactly what the Worker will do. KV is
@@ -16,6 +16,7 @@ use clap::{Parser, Subcommand};
 
 mod config_cmd;
 mod keys_cmd;
+mod limits_cmd;
 mod routes_cmd;
 pub mod wrangler;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Manage API keys in the KEYS namespace.
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
+    /// Inspect rate limits on a running gateway.
+    #[command(subcommand)]
+    Limits(limits_cmd::LimitsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,6 +109,7 @@ pub fn main() -> ExitCode {
             target,
         }) => routes_cmd::run(&method, &url, config.as_deref(), &target),
         Command::Keys(command) => keys_cmd::run(command),
+        Command::Limits(command) => limits_cmd::run(command),
     };
     match result {
         Ok(Verdict::Accepted) => ExitCode::SUCCESS,

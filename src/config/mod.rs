@@ -51,6 +51,8 @@ const MAX_NAME_LEN: usize = 64;
 pub struct Config {
     pub settings: Settings,
     pub auth: AuthSettings,
+    /// Name of the Worker secret guarding the operators' API; `None`: off.
+    pub admin_token_secret: Option<String>,
     pub services: Vec<Service>,
     /// In document order; `table` indexes the same routes.
     pub routes: Vec<Route>,
@@ -149,6 +151,17 @@ impl Config {
         let mut issues = Issues::default();
         let settings = check_settings(&document.settings, &mut issues);
         let (auth, auth_names) = auth::check_auth(&document.auth, &mut issues);
+        let admin_token_secret = document.admin.as_ref().and_then(|admin| {
+            if auth::is_secret_name(&admin.token_secret) {
+                Some(admin.token_secret.clone())
+            } else {
+                issues.push(
+                    "admin.token_secret",
+                    format!("'{}' is not a Worker secret name: give the name of the secret, not its value", admin.token_secret),
+                );
+                None
+            }
+        });
         let (services, service_index) = check_services(&document.services, &mut issues);
 
         let mut routes = Vec::with_capacity(document.routes.len());
@@ -203,6 +216,7 @@ impl Config {
         Ok(Config {
             settings,
             auth,
+            admin_token_secret,
             services,
             routes,
             table,

@@ -6,7 +6,7 @@ use super::duration::parse_duration;
 use super::error::Issues;
 use super::wire::{AlgorithmName, OnFailure, PolicyDocument, RateLimitDocument};
 use crate::ratelimit::{
-    Algorithm, FailurePolicy, HeaderFamilies, Policy, Quota, RouteRateLimit, ScopePart,
+    Algorithm, FailurePolicy, HeaderFamilies, Lease, Policy, Quota, RouteRateLimit, ScopePart,
 };
 
 const MAX_LIMIT: u64 = 1_000_000_000;
@@ -112,10 +112,37 @@ fn check_policy(
             );
         }
     }
+    let lease = document.lease.as_ref().map(|lease| {
+        if !(2..=100_000).contains(&lease.size) || lease.size > capacity {
+            issues.push(
+                format!("{at}.lease.size"),
+                format!("must be between 2 and the capacity ({capacity}), at most 100000"),
+            );
+        }
+        let ttl = match lease.ttl.as_deref().map(parse_duration) {
+            None => Duration::from_secs(1),
+            Some(Ok(ttl)) if ttl >= Duration::from_millis(10) && ttl <= Duration::from_secs(60) => {
+                ttl
+            }
+            Some(Ok(_)) => {
+                issues.push(format!("{at}.lease.ttl"), "must be between 10ms and 60s");
+                Duration::from_secs(1)
+            }
+            Some(Err(reason)) => {
+                issues.push(format!("{at}.lease.ttl"), reason);
+                Duration::from_secs(1)
+            }
+        };
+        Lease {
+            size: lease.size,
+            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(1000),
+        }
+    });
     if issues.len() != before {
         return None;
     }
     Some(Policy {
+        lease,
         name: document.name.clone(),
         quota: Quota {
             algorithm,

@@ -22,8 +22,17 @@ pub struct ConfigDocument {
     pub settings: SettingsDocument,
     #[serde(default)]
     pub auth: AuthDocument,
+    pub admin: Option<AdminDocument>,
     pub services: BTreeMap<String, ServiceDocument>,
     pub routes: Vec<RouteDocument>,
+}
+
+/// The operators' API under `/__portico/` (off unless configured).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminDocument {
+    /// Name of the Worker secret holding the admin bearer token.
+    pub token_secret: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -93,6 +102,16 @@ pub struct PolicyDocument {
     pub burst: Option<u64>,
     pub scope: Vec<crate::ratelimit::ScopePart>,
     pub cost: Option<u64>,
+    pub lease: Option<LeaseDocument>,
+}
+
+/// Lease batches of units to isolates (for keys hotter than one object).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeaseDocument {
+    pub size: u64,
+    /// `250ms`, `1s`; default 1s.
+    pub ttl: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]

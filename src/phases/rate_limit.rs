@@ -71,6 +71,31 @@ where
         return Err(refusal(&known, limits));
     }
 
+    // Leased units on hand answer without a call, when they cover every policy.
+    if policies.iter().all(|p| p.lease.is_some()) {
+        let wanted: Vec<(&(String, String), u64)> = keys
+            .iter()
+            .zip(&policies)
+            .map(|(key, p)| (key, p.cost))
+            .collect();
+        if local.leases_cover(&wanted, now) {
+            let results: Vec<PolicyResult> = policies
+                .iter()
+                .zip(&keys)
+                .filter_map(|(policy, key)| {
+                    Some(PolicyResult {
+                        name: policy.name.clone(),
+                        quota: policy.quota,
+                        decision: local.spend_lease(key, policy.cost)?,
+                    })
+                })
+                .collect();
+            if results.len() == policies.len() {
+                return Ok(headers(&results, limits.headers));
+            }
+        }
+    }
+
     if let Some((object, _)) = keys.iter().find(|(object, _)| local.is_broken(object, now)) {
         let reason = format!(
             "rate-limit object {} failed moments ago",
@@ -98,6 +123,7 @@ where
                         state_key: keys.get(i)?.1.clone(),
                         quota: policy.quota,
                         cost: policy.cost,
+                        lease: policy.lease.map(|lease| lease.size),
                     })
                 })
                 .collect(),
@@ -130,7 +156,24 @@ where
                 return failed(platform, limits, route_id, &error.to_string());
             }
         };
-        for (&index, decision) in members.iter().zip(reply.decisions) {
+        for (position, (&index, mut decision)) in members.iter().zip(reply.decisions).enumerate() {
+            // Units granted beyond this request's cost become a lease.
+            if let (Some(policy), Some(&granted), Some(key)) = (
+                policies.get(index),
+                reply.granted.get(position),
+                keys.get(index),
+            ) && let Some(lease) = policy.lease
+            {
+                let extra = granted.saturating_sub(policy.cost);
+                local.store_lease(
+                    key.clone(),
+                    extra,
+                    decision,
+                    now,
+                    std::time::Duration::from_millis(lease.ttl_ms),
+                );
+                decision.remaining = decision.remaining.saturating_add(extra);
+            }
             if let Some(slot) = decisions.get_mut(index) {
                 *slot = Some(decision);
             }

@@ -5,11 +5,19 @@
 //!   costs its object one call per retry period, not one per request.
 //!   This never admits anything the object would refuse; it only answers
 //!   a refusal the object already gave.
+//! - Leases: for policies that lease, units the object already charged and
+//!   handed to this isolate, spent here without a call until they run out
+//!   or their time is up. Leasing never admits more than the quota (every
+//!   leased unit was charged first); what it costs is that units leased to
+//!   one isolate and left unspent are lost for the others: at most the
+//!   lease size per isolate per lease period. That is the bound on how far
+//!   a leased policy may refuse what the exact one would admit.
 //! - A breaker per object: after an object failed, calls to it are
 //!   skipped for a short back-off and the route's failure policy applies at
 //!   once, so an overloaded object is never retried in a tight loop.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::PolicyResult;
@@ -27,6 +35,16 @@ pub struct LocalLimits {
     denied: RefCell<TtlCache<(String, String), (Decision, UnixMillis)>>,
     /// Objects that failed, until their back-off ends.
     broken: RefCell<TtlCache<String, ()>>,
+    /// By (object name, state key): units on hand and the object's last word.
+    leases: RefCell<HashMap<(String, String), Leased>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Leased {
+    units: u64,
+    expires: UnixMillis,
+    /// The object's decision when it granted them.
+    decision: Decision,
 }
 
 impl Default for LocalLimits {
@@ -34,6 +52,7 @@ impl Default for LocalLimits {
         LocalLimits {
             denied: RefCell::new(TtlCache::new(DENY_CACHE_ENTRIES)),
             broken: RefCell::new(TtlCache::new(DENY_CACHE_ENTRIES)),
+            leases: RefCell::new(HashMap::new()),
         }
     }
 }
@@ -75,6 +94,55 @@ impl LocalLimits {
                 now.plus(Duration::from_millis(wait)),
             );
         }
+    }
+
+    /// Whether leased units cover `cost` for every key in `wanted`.
+    pub fn leases_cover(&self, wanted: &[(&(String, String), u64)], now: UnixMillis) -> bool {
+        let leases = self.leases.borrow();
+        wanted.iter().all(|(key, cost)| {
+            leases
+                .get(*key)
+                .is_some_and(|lease| now < lease.expires && lease.units >= *cost)
+        })
+    }
+
+    /// Spend `cost` leased units; the decision to report (the object's
+    /// remaining count plus what this isolate still holds).
+    pub fn spend_lease(&self, key: &(String, String), cost: u64) -> Option<Decision> {
+        let mut leases = self.leases.borrow_mut();
+        let lease = leases.get_mut(key)?;
+        lease.units = lease.units.checked_sub(cost)?;
+        Some(Decision {
+            remaining: lease.decision.remaining.saturating_add(lease.units),
+            ..lease.decision
+        })
+    }
+
+    /// Keep `units` granted beyond the request's own cost until `ttl` ends.
+    pub fn store_lease(
+        &self,
+        key: (String, String),
+        units: u64,
+        decision: Decision,
+        now: UnixMillis,
+        ttl: Duration,
+    ) {
+        let mut leases = self.leases.borrow_mut();
+        if leases.len() >= DENY_CACHE_ENTRIES {
+            leases.retain(|_, lease| now < lease.expires);
+        }
+        if units == 0 {
+            leases.remove(&key);
+            return;
+        }
+        leases.insert(
+            key,
+            Leased {
+                units,
+                expires: now.plus(ttl),
+                decision,
+            },
+        );
     }
 
     /// Whether `object` failed within the back-off.

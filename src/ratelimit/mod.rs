@@ -49,6 +49,18 @@ pub struct Policy {
     pub scope: Vec<ScopePart>,
     /// Units each request costs.
     pub cost: u64,
+    /// Lease batches of units to isolates instead of asking the object on
+    /// every request (see [`local`]).
+    pub lease: Option<Lease>,
+}
+
+/// How a policy leases units to isolates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// Units taken from the object at once, at most.
+    pub size: u64,
+    /// How long an isolate may spend them; what is left then is lost.
+    pub ttl_ms: u64,
 }
 
 /// What happens when the rate-limit store cannot answer.

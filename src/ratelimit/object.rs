@@ -20,6 +20,11 @@ pub struct Check {
     pub state_key: String,
     pub quota: Quota,
     pub cost: u64,
+    /// Lease mode: charge up to this many units at once (never fewer than
+    /// `cost`, never more than are available) for the isolate to spend
+    /// locally.
+    #[serde(default)]
+    pub lease: Option<u64>,
 }
 
 /// A call to an object: check (and, if all pass, charge) these policies.
@@ -35,6 +40,10 @@ pub struct LimitCall {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LimitReply {
     pub decisions: Vec<Decision>,
+    /// Units charged per check when all were admitted (more than the cost
+    /// for leases); empty otherwise.
+    #[serde(default)]
+    pub granted: Vec<u64>,
 }
 
 /// The state of one limit key.
@@ -63,14 +72,21 @@ impl LimiterObject {
     pub fn apply(&mut self, now: u64, call: &LimitCall) -> (LimitReply, Vec<(String, State)>) {
         let mut decisions = Vec::with_capacity(call.checks.len());
         let mut next = Vec::with_capacity(call.checks.len());
+        let mut charged = Vec::with_capacity(call.checks.len());
         for check in &call.checks {
-            let cost = if call.peek { 0 } else { check.cost };
-            let (decision, state) =
-                check
-                    .quota
-                    .decide(self.states.get(&check.state_key), now, cost);
+            let stored = self.states.get(&check.state_key);
+            let cost = match (call.peek, check.lease) {
+                (true, _) => 0,
+                (false, None) => check.cost,
+                (false, Some(lease)) => {
+                    let available = check.quota.decide(stored, now, 0).0.remaining;
+                    available.min(lease).max(check.cost)
+                }
+            };
+            let (decision, state) = check.quota.decide(stored, now, cost);
             decisions.push(decision);
             next.push(state);
+            charged.push(cost);
         }
         let all_allowed = decisions.iter().all(|d| d.allowed);
         let mut changed = Vec::new();
@@ -93,6 +109,11 @@ impl LimiterObject {
                 }
             }
         }
-        (LimitReply { decisions }, changed)
+        let granted = if all_allowed && !call.peek {
+            charged
+        } else {
+            Vec::new()
+        };
+        (LimitReply { decisions, granted }, changed)
     }
 }

@@ -8,7 +8,8 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 
 import { ROOT, eventually, freePort, startWrangler } from "../support/stack.mjs";
-import { expectProblem, startE2E } from "../support/e2e.mjs";
+import { ADMIN_TOKEN, expectProblem, startE2E } from "../support/e2e.mjs";
+import { portico } from "../support/stack.mjs";
 
 const LIMIT = 10;
 let stack;
@@ -106,6 +107,22 @@ test("a key's own rate plan overrides the route's plan", async () => {
   const { key } = await stack.createKey("--name", "plan", "--rate", "3/1h");
   const statuses = (await burst("limited", key, 8)).map((r) => r.status);
   assert.equal(statuses.filter((s) => s === 200).length, 3);
+});
+
+test("portico limits show reports a key's state on the running gateway", async () => {
+  const { id, key } = await stack.createKey("--name", "inspected");
+  await burst("limited", key, 4);
+  const shown = await portico(["limits", "show", id, "--gateway", stack.gateway.url, "--admin-token", ADMIN_TOKEN, "--json"]);
+  assert.equal(shown.code, 0, shown.stderr);
+  const report = JSON.parse(shown.stdout);
+  assert.equal(report.consumer, "inspected");
+  const hourly = report.limits.find((l) => l.route === "limited");
+  assert.equal(hourly.policy, "hourly");
+  assert.equal(hourly.remaining, LIMIT - 4);
+  const table = await portico(["limits", "show", id, "--gateway", stack.gateway.url, "--admin-token", ADMIN_TOKEN]);
+  assert.match(table.stdout, /limited\s+hourly\s+token_bucket\s+10\/1h\s+6/);
+  const denied = await portico(["limits", "show", id, "--gateway", stack.gateway.url, "--admin-token", "wrong"]);
+  assert.equal(denied.code, 2);
 });
 
 test("limit state survives a restart of wrangler dev", async () => {

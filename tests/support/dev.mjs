@@ -14,6 +14,7 @@ const GATEWAY_PORT = 8787;
 const STATE = path.join(ROOT, ".wrangler/state");
 const CONFIG = path.join(ROOT, "fixtures/config/demo.json");
 const SIGNING_SECRET = "demo-signing-secret";
+const ADMIN_TOKEN = "demo-admin-token";
 
 const started = [];
 async function shutdown(code) {
@@ -49,7 +50,7 @@ try {
     port: GATEWAY_PORT,
     persistTo: STATE,
     inherit: true,
-    vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET },
+    vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET, PORTICO_ADMIN_TOKEN: ADMIN_TOKEN },
   });
   started.push(gateway.stop);
 
@@ -73,7 +74,10 @@ Then try:
   curl -i -X PATCH ${base}/api/orders/7                 # 405, with Allow
   curl -i ${base}/nowhere                               # 404 problem+json
   curl -i "${base}/api/orders/7?delay_ms=3000" -H "X-API-Key: $KEY"   # 504 after 2 s
-  target/debug/portico keys create --name acme --roles orders --local --persist-to .wrangler/state
+  for i in $(seq 12); do curl -s -o /dev/null -w "%{http_code} " ${base}/api/orders/7 -H "X-API-Key: $KEY"; done; echo
+                                                        # the demo key may make 10 calls a minute
+  target/debug/portico limits show ${demoKey.record.id} --admin-token ${ADMIN_TOKEN}
+  target/debug/portico keys create --name acme --roles orders --rate 100/1m --local --persist-to .wrangler/state
   target/debug/portico routes explain GET ${base}/api/users/42/profile --persist-to .wrangler/state
 Edit fixtures/config/demo.json, then:
   target/debug/portico config push fixtures/config/demo.json --local --persist-to .wrangler/state

@@ -12,6 +12,7 @@ import { demoClaims, mintToken } from "../../fixtures/auth/mint-token.mjs";
 import { ROOT, freePort, portico, pushConfig, startWrangler } from "./stack.mjs";
 
 export const SIGNING_SECRET = "e2e-signing-secret";
+export const ADMIN_TOKEN = "e2e-admin-token";
 
 export async function startE2E({ name, configure = () => {}, vars = {}, wranglerConfig }) {
   const work = path.join(ROOT, "target/e2e", name);
@@ -58,7 +59,7 @@ export async function startE2E({ name, configure = () => {}, vars = {}, wrangler
       persistTo: state,
       logFile: log,
       config: wranglerConfig,
-      vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET, ...vars },
+      vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET, PORTICO_ADMIN_TOKEN: ADMIN_TOKEN, ...vars },
     });
   let gateway = await launch();
   return {

@@ -1,0 +1,172 @@
+//! The operators' API, under `/__portico/`: off unless the config names a
+//! Worker secret holding its bearer token, and then answered before any
+//! route is matched.
+//!
+//! `GET /__portico/limits/keys/{id}` reports where an API key stands on
+//! every rate-limit policy that counts per key (or per user, or per route)
+//! on any route: the objects are asked without charging anything. Policies
+//! that count per IP address are left out: an address is not a key's.
+//!
+//! It never reveals a key or its hash, and compares the admin token in
+//! constant time.
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::auth::api_key::{self, KeyRecord};
+use crate::auth::credentials::bearer_token;
+use crate::body::Body;
+use crate::config::Config;
+use crate::error::GatewayError;
+use crate::platform::{Clock, KvNamespace, KvStore, RateLimitStore, Secrets};
+use crate::problem::{Problem, ProblemType};
+use crate::ratelimit::object::{Check, LimitCall};
+use crate::ratelimit::{ScopePart, object_name, state_key};
+
+/// The path prefix of the operators' API.
+pub const PREFIX: &str = "/__portico/";
+
+/// Whether this request is for the operators' API of `config`.
+pub fn is_admin_request(config: &Config, path: &str) -> bool {
+    config.admin_token_secret.is_some() && path.starts_with(PREFIX)
+}
+
+fn json_response<S>(status: StatusCode, value: &Value) -> http::Response<Body<S>> {
+    let mut response = http::Response::new(Body::Full(Bytes::from(value.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn not_found<S>(request_id: &str, detail: &str) -> http::Response<Body<S>> {
+    Problem::new(ProblemType::ROUTE_NOT_FOUND, detail, request_id).into_response()
+}
+
+/// Answer an operators' API request.
+pub async fn handle<P, S>(
+    platform: &P,
+    config: &Config,
+    method: &Method,
+    path: &str,
+    headers: &http::HeaderMap,
+    request_id: &str,
+) -> Result<http::Response<Body<S>>, GatewayError>
+where
+    P: Clock + KvStore + RateLimitStore + Secrets,
+{
+    let Some(secret_name) = &config.admin_token_secret else {
+        return Ok(not_found(request_id, "No such endpoint."));
+    };
+    let expected = platform.secret(secret_name).ok_or_else(|| {
+        GatewayError::Internal(format!("the admin token secret {secret_name} is not set"))
+    })?;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .unwrap_or("");
+    let matches: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
+    if expected.is_empty() || !matches {
+        return Err(GatewayError::Unauthenticated {
+            challenges: vec!["Bearer realm=\"portico-admin\"".to_owned()],
+            invalid: !presented.is_empty(),
+            reason: "admin token missing or wrong".to_owned(),
+        });
+    }
+    if method != Method::GET {
+        return Err(GatewayError::MethodNotAllowed {
+            allow: vec![Method::GET],
+        });
+    }
+    let rest = &path[PREFIX.len()..];
+    match rest.strip_prefix("limits/keys/") {
+        Some(id) if !id.is_empty() && !id.contains('/') => {
+            key_limits(platform, config, id, request_id).await
+        }
+        _ => Ok(not_found(request_id, "No such admin endpoint.")),
+    }
+}
+
+async fn key_limits<P, S>(
+    platform: &P,
+    config: &Config,
+    id: &str,
+    request_id: &str,
+) -> Result<http::Response<Body<S>>, GatewayError>
+where
+    P: Clock + KvStore + RateLimitStore,
+{
+    let text = platform
+        .get_text(KvNamespace::Keys, &api_key::kv_key(id))
+        .await
+        .map_err(|e| GatewayError::AuthUnavailable(e.to_string()))?;
+    let Some(record) = text.and_then(|t| serde_json::from_str::<KeyRecord>(&t).ok()) else {
+        return Ok(not_found(request_id, "No API key has this id."));
+    };
+    let identity = record.identity();
+    let mut limits = Vec::new();
+    for (index, route) in config.routes.iter().enumerate() {
+        let Some(rate_limit) = &route.rate_limit else {
+            continue;
+        };
+        if route
+            .auth
+            .as_ref()
+            .is_none_or(|auth| auth.api_key.is_none())
+        {
+            continue;
+        }
+        for policy in rate_limit.effective(Some(&identity)) {
+            if policy.scope.contains(&ScopePart::Ip) {
+                continue;
+            }
+            let object = object_name(&policy, &route.id, Some(&identity), None);
+            let call = LimitCall {
+                checks: vec![Check {
+                    state_key: state_key(&policy),
+                    quota: policy.quota,
+                    cost: policy.cost,
+                    lease: None,
+                }],
+                peek: true,
+            };
+            let reply = platform
+                .rate_limit(&object, &call)
+                .await
+                .map_err(|e| GatewayError::RateLimitUnavailable(e.to_string()))?;
+            let Some(decision) = reply.decisions.first() else {
+                continue;
+            };
+            limits.push(json!({
+                "route": route.id,
+                "route_index": index,
+                "policy": policy.name,
+                "algorithm": policy.quota.algorithm.as_str(),
+                "limit": policy.quota.limit,
+                "period_ms": policy.quota.period_ms,
+                "burst": policy.quota.burst,
+                "scope": policy.scope,
+                "remaining": decision.remaining,
+                "reset_after_ms": decision.reset_after_ms,
+            }));
+        }
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({
+            "key_id": record.id,
+            "consumer": record.name,
+            "state": if record.usable_at(platform.now().as_secs()) { "active" } else { "revoked or expired" },
+            "rate": record.rate,
+            "limits": limits,
+        }),
+    ))
+}

@@ -1,0 +1,125 @@
+//! The operators' API: off unless configured, guarded by a bearer token,
+//! and reporting a key's rate-limit state without charging it.
+
+mod common;
+
+use common::{Harness, auth_config, body_json, challenges, request};
+use http::{Method, StatusCode};
+use portico::auth::api_key::{self, KeyRecord};
+use portico::platform::KvNamespace;
+use serde_json::json;
+
+fn harness(admin: bool) -> (Harness, String, String) {
+    let mut config: serde_json::Value = serde_json::from_str(&auth_config(
+        json!({}),
+        json!([
+            { "id": "orders", "path": "/orders/*", "service": "users", "auth": { "api_key": {} },
+              "rate_limit": {
+                  "plan": { "name": "per-key", "limit": 5, "period": "1m", "scope": ["key"] },
+                  "policies": [ { "name": "per-ip", "limit": 100, "period": "1m", "scope": ["ip"] } ] } },
+            { "id": "catch-all", "path": "/*", "service": "users" }
+        ]),
+    ))
+    .unwrap();
+    if admin {
+        config["admin"] = json!({ "token_secret": "ADMIN_TOKEN" });
+    }
+    let harness = Harness::with_config(&config.to_string());
+    harness.platform.set_secret("ADMIN_TOKEN", "let-me-in");
+    let (id, key) = api_key::generate(&[3; 38]);
+    let record = KeyRecord::new(&id, &key, "acme", 0);
+    harness.platform.kv_put(
+        KvNamespace::Keys,
+        &api_key::kv_key(&id),
+        &serde_json::to_string(&record).unwrap(),
+    );
+    (harness, id, key)
+}
+
+fn admin_get(
+    harness: &Harness,
+    path: &str,
+    token: Option<&str>,
+) -> http::Response<portico::Body<bytes::Bytes>> {
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
+    harness.send(request(
+        Method::GET,
+        &format!("http://gw.example{path}"),
+        &headers,
+    ))
+}
+
+#[test]
+fn without_configuration_the_admin_path_is_just_a_path() {
+    let (harness, id, _) = harness(false);
+    let response = admin_get(
+        &harness,
+        &format!("/__portico/limits/keys/{id}"),
+        Some("let-me-in"),
+    );
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "routed to the catch-all route"
+    );
+    assert_eq!(harness.platform.sent().len(), 1);
+}
+
+#[test]
+fn the_admin_api_needs_its_token() {
+    let (harness, id, _) = harness(true);
+    let path = format!("/__portico/limits/keys/{id}");
+    let none = admin_get(&harness, &path, None);
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(challenges(&none), ["Bearer realm=\"portico-admin\""]);
+    assert_eq!(
+        admin_get(&harness, &path, Some("let-me-ou")).status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        admin_get(&harness, &path, Some("let-me-in")).status(),
+        StatusCode::OK
+    );
+    assert!(
+        harness.platform.sent().is_empty(),
+        "admin requests never reach a service"
+    );
+}
+
+#[test]
+fn a_keys_limits_are_reported_without_charging_it() {
+    let (harness, id, key) = harness(true);
+    for _ in 0..2 {
+        harness.send(request(
+            Method::GET,
+            "http://gw.example/orders/1",
+            &[("x-api-key", &key)],
+        ));
+    }
+    let path = format!("/__portico/limits/keys/{id}");
+    for _ in 0..3 {
+        let report = body_json(&admin_get(&harness, &path, Some("let-me-in")));
+        assert_eq!(report["key_id"], id.as_str());
+        assert_eq!(report["consumer"], "acme");
+        let limits = report["limits"].as_array().unwrap();
+        assert_eq!(
+            limits.len(),
+            1,
+            "the per-IP policy is not the key's: {report}"
+        );
+        assert_eq!(limits[0]["policy"], "per-key");
+        assert_eq!(limits[0]["remaining"], 3);
+    }
+    let unknown = admin_get(
+        &harness,
+        "/__portico/limits/keys/000000000000",
+        Some("let-me-in"),
+    );
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let nowhere = admin_get(&harness, "/__portico/nothing", Some("let-me-in"));
+    assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+}
