@@ -107,10 +107,13 @@ dev: setup worker cli
 ## Benchmarks (not part of make test) -------------------------------------
 
 bench: setup worker cli wasm-bench
+	@mkdir -p target/bench
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; (apt-get install -y wrk || sudo apt-get install -y wrk); }
 	cargo bench --bench gateway
-	node tests/support/wasm-bench.mjs
-	node tests/support/ratelimit-bench.mjs
+	node tests/support/wasm-bench.mjs | tee target/bench/wasm-cpu.md
+	node tests/support/ratelimit-bench.mjs | tee target/bench/ratelimit.md
+	node tests/support/size.mjs | tee target/bench/size.md
+	node tests/support/bench.mjs
 
 ## Test --------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 //! The gateway's own CPU per request, natively: the whole pipeline on the
-//! in-memory platform (routing only, warm API key, JWT cached and not),
-//! and route matching on large tables. `cargo bench`, or `make bench`.
+//! in-memory platform (routing only, warm API key with a rate-limit
+//! decision, JWT cached and not), route matching on large tables, and the
+//! rate-limit decision itself. `cargo bench`, or `make bench`.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
@@ -78,6 +79,32 @@ mod native {
         group.finish();
     }
 
+    pub fn rate_limit_decision(c: &mut Criterion) {
+        use portico::ratelimit::algorithm::{Algorithm, Quota};
+        let mut group = c.benchmark_group("rate_limit_decide");
+        for algorithm in [
+            Algorithm::TokenBucket,
+            Algorithm::Gcra,
+            Algorithm::FixedWindow,
+        ] {
+            let quota = Quota {
+                algorithm,
+                limit: 1_000_000,
+                period_ms: 60_000,
+                burst: 1_000_000,
+            };
+            let (_, state) = quota.decide(None, 1_000, 1);
+            group.bench_function(algorithm.as_str(), |b| {
+                let mut now = 1_000u64;
+                b.iter(|| {
+                    now += 1;
+                    black_box(quota.decide(state.as_ref(), black_box(now), 1))
+                });
+            });
+        }
+        group.finish();
+    }
+
     pub fn route_matching(c: &mut Criterion) {
         let mut group = c.benchmark_group("route_find");
         for size in [10usize, 1_000, 10_000] {
@@ -102,7 +129,12 @@ mod native {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-criterion::criterion_group!(benches, native::pipeline, native::route_matching);
+criterion::criterion_group!(
+    benches,
+    native::pipeline,
+    native::route_matching,
+    native::rate_limit_decision
+);
 #[cfg(not(target_arch = "wasm32"))]
 criterion::criterion_main!(benches);
 

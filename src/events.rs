@@ -89,24 +89,34 @@ impl Event {
     }
 }
 
-/// The access log record of one request.
+/// The access log record of one request. Absent values are left out of
+/// the line rather than written as null: shorter lines cost less to log.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct AccessLog {
     pub request_id: String,
     pub method: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
     /// The request path without its query string (queries may hold secrets).
     pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_method: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
     pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_status: Option<u16>,
     pub duration_ms: u64,
     /// The problem type slug when the gateway answered with an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<&'static str>,
     /// Operator-facing detail of an error (may name internal addresses).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

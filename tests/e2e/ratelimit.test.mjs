@@ -7,7 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import { after, before, test } from "node:test";
 
-import { ROOT, eventually, freePort, startWrangler } from "../support/stack.mjs";
+import { ROOT, eventually, freePort, startWrangler, writeTestWranglerConfig } from "../support/stack.mjs";
 import { ADMIN_TOKEN, expectProblem, startE2E } from "../support/e2e.mjs";
 import { portico } from "../support/stack.mjs";
 
@@ -140,22 +140,7 @@ test("with the objects unreachable, routes fail open or closed as configured", a
   // The same worker and state, but RATE_LIMITER bound to a script that
   // does not run: every object call fails.
   const work = path.join(ROOT, "target/e2e/ratelimit-unavailable");
-  fs.mkdirSync(work, { recursive: true });
-  const config = path.join(work, "wrangler.toml");
-  const main = fs.readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
-  const kv = main.slice(main.indexOf("[[kv_namespaces]]"), main.indexOf("# Rate-limit state"));
-  fs.writeFileSync(
-    config,
-    [
-      'name = "portico-no-limiter"',
-      `main = "${path.join(ROOT, "build/worker/shim.mjs")}"`,
-      `compatibility_date = "${/compatibility_date = "([^"]+)"/.exec(main)[1]}"`,
-      kv,
-      "[durable_objects]",
-      'bindings = [{ name = "RATE_LIMITER", class_name = "RateLimiter", script_name = "portico-limiter-that-is-not-running" }]',
-      "",
-    ].join("\n"),
-  );
+  const config = writeTestWranglerConfig(work, { rateLimiterScript: "portico-limiter-that-is-not-running" });
   const gateway = await startWrangler({
     port: await freePort(),
     persistTo: stack.state,

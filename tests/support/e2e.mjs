@@ -9,12 +9,12 @@ import path from "node:path";
 
 import { startEchoServer } from "../../fixtures/origin/echo-server.mjs";
 import { demoClaims, mintToken } from "../../fixtures/auth/mint-token.mjs";
-import { ROOT, freePort, portico, pushConfig, startWrangler } from "./stack.mjs";
+import { ROOT, freePort, portico, pushConfig, startWrangler, writeTestWranglerConfig } from "./stack.mjs";
 
 export const SIGNING_SECRET = "e2e-signing-secret";
 export const ADMIN_TOKEN = "e2e-admin-token";
 
-export async function startE2E({ name, configure = () => {}, vars = {}, wranglerConfig }) {
+export async function startE2E({ name, configure = () => {}, vars = {} }) {
   const work = path.join(ROOT, "target/e2e", name);
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
@@ -53,6 +53,7 @@ export async function startE2E({ name, configure = () => {}, vars = {}, wrangler
   const apiKey = JSON.parse(created.stdout);
 
   const port = await freePort();
+  const wranglerConfig = writeTestWranglerConfig(work);
   const launch = () =>
     startWrangler({
       port,

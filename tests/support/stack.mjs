@@ -47,6 +47,29 @@ export async function pushConfig(file, persistTo) {
   }
 }
 
+/**
+ * A wrangler configuration for tests, written to `dir`: the project's, but
+ * serving the already built worker with no [build] step, so wrangler dev
+ * neither rebuilds nor watches `src` (a watcher-triggered reload in the
+ * middle of a test would drop requests in flight). With
+ * `rateLimiterScript`, RATE_LIMITER is bound to that script instead of the
+ * local class (a script that is not running makes the objects unreachable).
+ */
+export function writeTestWranglerConfig(dir, { rateLimiterScript } = {}) {
+  const project = fs.readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
+  const withoutBuild = project.replace(/\n\[build\][\s\S]*?\n(?=\n)/, "\n");
+  let config = withoutBuild.replace(/^main = .*$/m, `main = ${JSON.stringify(path.join(ROOT, "build/worker/shim.mjs"))}`);
+  if (rateLimiterScript) {
+    config = config
+      .replace(/bindings = \[\{ name = "RATE_LIMITER", class_name = "RateLimiter" \}\]/, `bindings = [{ name = "RATE_LIMITER", class_name = "RateLimiter", script_name = ${JSON.stringify(rateLimiterScript)} }]`)
+      .replace(/\[\[migrations\]\][\s\S]*$/, "");
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, "wrangler.toml");
+  fs.writeFileSync(file, config);
+  return file;
+}
+
 /** Run the portico CLI; resolves to { code, stdout, stderr }. */
 export async function portico(args) {
   try {

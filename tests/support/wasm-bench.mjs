@@ -23,7 +23,7 @@ const tokens = JSON.parse(fixture("bench/tokens.json"));
 
 const scenarios = [
   ["route only", "/route/users/42?x=1", "", "", false],
-  ["API key, warm cache", "/apikey/x", "x-api-key", demoKey.key, false],
+  ["route + warm API key + rate-limit decision", "/apikey/x", "x-api-key", demoKey.key, false],
   ...["HS256", "RS256", "PS256", "ES256", "EdDSA"].flatMap((alg) => [
     [`JWT ${alg}, cached`, "/jwt/x", "authorization", `Bearer ${tokens[alg]}`, false],
     [`JWT ${alg}, verified`, "/jwt/x", "authorization", `Bearer ${tokens[alg]}`, true],

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use worker::{Context, Env, Request, Response, event};
+use worker::{Context, Env, event};
 
 use super::WorkersPlatform;
 use super::convert;
@@ -19,11 +19,18 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
+// The raw request, not `worker::Request`: converting to that reads the
+// request's `cf` object, which the runtime builds on demand at a cost the
+// gateway does not need to pay.
 #[event(fetch)]
-async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(
+    request: web_sys::Request,
+    env: Env,
+    _ctx: Context,
+) -> worker::Result<web_sys::Response> {
     let gateway = GATEWAY.with(std::rc::Rc::clone);
     let platform = WorkersPlatform::new(env);
-    let raw = request.inner();
+    let raw = &request;
     let response = match convert::inbound_request(raw) {
         Ok(inbound) => {
             let client_ip = inbound
@@ -48,12 +55,10 @@ async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         ),
     };
     match convert::client_response(response) {
-        Ok(response) => Ok(Response::from(response)),
+        Ok(response) => Ok(response),
         Err(reason) => {
             let fallback = gateway.refuse(&platform, &raw.method(), GatewayError::Internal(reason));
-            convert::client_response(fallback)
-                .map(Response::from)
-                .map_err(worker::Error::RustError)
+            convert::client_response(fallback).map_err(worker::Error::RustError)
         }
     }
 }

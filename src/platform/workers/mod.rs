@@ -83,18 +83,23 @@ impl HttpClient for WorkersPlatform {
     ) -> Result<http::Response<Body<ReadableStream>>, FetchError> {
         let controller = web_sys::AbortController::new()
             .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
-        let signal = worker::AbortSignal::from(controller.signal());
-        let outbound = convert::outbound_request(request).map_err(FetchError::Unreachable)?;
-        let fetch = worker::Fetch::Request(worker::Request::from(outbound));
-        // The signal must go with the fetch call itself: `send()` would pass
-        // a null signal, which replaces the request's own.
-        let send = pin!(fetch.send_with_signal(&signal));
+        let outbound = convert::outbound_request(request, &controller.signal())
+            .map_err(FetchError::Unreachable)?;
+        // The global fetch, straight from web-sys: going through
+        // `worker::Fetch` would convert the request and read its `cf`.
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let send = pin!(wasm_bindgen_futures::JsFuture::from(
+            global.fetch_with_request(&outbound)
+        ));
         let timer = pin!(worker::Delay::from(options.timeout));
         match select(send, timer).await {
             Either::Left((Ok(response), _)) => {
-                convert::upstream_response(response.into()).map_err(FetchError::Unreachable)
+                convert::upstream_response(response.unchecked_into())
+                    .map_err(FetchError::Unreachable)
             }
-            Either::Left((Err(error), _)) => Err(FetchError::Unreachable(error.to_string())),
+            Either::Left((Err(error), _)) => {
+                Err(FetchError::Unreachable(convert::js_error_text(&error)))
+            }
             Either::Right(_) => {
                 controller.abort();
                 Err(FetchError::Timeout(options.timeout))

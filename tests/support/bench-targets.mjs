@@ -1,0 +1,75 @@
+// The processes `make bench` measures: the echo origin in its own process,
+// the built Portico worker and a plain pass-through Worker, each in workerd
+// through Miniflare's Node API with local KV and Durable Objects.
+
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+
+import { Miniflare } from "miniflare";
+import { ROOT, freePort } from "./stack.mjs";
+
+const fixture = (p) => fs.readFileSync(path.join(ROOT, "fixtures", p), "utf8");
+const compatibilityDate = /compatibility_date = "([^"]+)"/.exec(fs.readFileSync(path.join(ROOT, "wrangler.toml"), "utf8"))[1];
+export const demoKey = JSON.parse(fixture("auth/demo-api-key.json"));
+export const tokens = JSON.parse(fixture("bench/tokens.json"));
+
+export async function startOrigin() {
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(ROOT, "fixtures/origin/echo-server.mjs"), "--name", "bench", "--port", String(port)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  await new Promise((resolve) => child.stdout.once("data", resolve));
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() };
+}
+
+export async function startPortico(originUrl) {
+  const port = await freePort();
+  const mf = new Miniflare({
+    workers: [
+      {
+        name: "portico",
+        modules: true,
+        scriptPath: path.join(ROOT, "build/worker/shim.mjs"),
+        modulesRoot: path.join(ROOT, "build"),
+        modulesRules: [
+          { type: "CompiledWasm", include: ["**/*.wasm"] },
+          { type: "ESModule", include: ["**/*.js", "**/*.mjs"] },
+        ],
+        compatibilityDate,
+        kvNamespaces: ["CONFIG", "KEYS"],
+        durableObjects: { RATE_LIMITER: "RateLimiter" },
+      },
+    ],
+    host: "127.0.0.1",
+    port,
+  });
+  await mf.ready;
+  const config = JSON.parse(fixture("config/bench.json"));
+  config.services.upstream.url = originUrl;
+  await (await mf.getKVNamespace("CONFIG")).put("config", JSON.stringify(config));
+  await (await mf.getKVNamespace("KEYS")).put(`key:${demoKey.record.id}`, JSON.stringify(demoKey.record));
+  return { url: `http://127.0.0.1:${port}`, stop: () => mf.dispose() };
+}
+
+export async function startPassthrough(originUrl) {
+  const port = await freePort();
+  const origin = new URL(originUrl);
+  const mf = new Miniflare({
+    modules: true,
+    script: `export default {
+      async fetch(request) {
+        const url = new URL(request.url);
+        url.protocol = "http:";
+        url.host = ${JSON.stringify(origin.host)};
+        return fetch(new Request(url, request));
+      },
+    };`,
+    compatibilityDate,
+    host: "127.0.0.1",
+    port,
+  });
+  await mf.ready;
+  return { url: `http://127.0.0.1:${port}`, stop: () => mf.dispose() };
+}
+

@@ -1,0 +1,113 @@
+// `make bench`: Portico's overhead against the direct origin and a plain
+// JavaScript pass-through Worker, on this machine, in one run.
+//
+// Every Worker target runs the same way: the built worker (or the
+// pass-through script) in workerd through Miniflare's Node API, with local
+// KV and Durable Objects, so what is measured is the Worker, not wrangler's
+// dev proxy. The origin is the echo fixture in its own process; wrk drives
+// load from a third. Each target gets a warm-up, then several timed runs.
+//
+//   node tests/support/bench.mjs [--seconds 10] [--runs 3] [--connections 32]
+
+import { execFile } from "node:child_process";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { promisify } from "node:util";
+
+import { demoKey, startOrigin, startPassthrough, startPortico, tokens } from "./bench-targets.mjs";
+import { ROOT } from "./stack.mjs";
+
+const args = process.argv.slice(2);
+const option = (flag, fallback) => {
+  const at = args.indexOf(flag);
+  return at >= 0 ? args[at + 1] : fallback;
+};
+const SECONDS = Number(option("--seconds", "10"));
+const RUNS = Number(option("--runs", "3"));
+const CONNECTIONS = Number(option("--connections", "32"));
+const OUT = path.join(ROOT, "target/bench");
+fs.mkdirSync(OUT, { recursive: true });
+
+async function wrk(url, seconds, headers = []) {
+  const headerArgs = headers.flatMap(([name, value]) => ["-H", `${name}: ${value}`]);
+  const { stdout } = await promisify(execFile)(
+    "wrk",
+    ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", ...headerArgs, url],
+    { encoding: "utf8", maxBuffer: 1 << 20 },
+  );
+  const latency = (p) => {
+    const match = new RegExp(`^\\s+${p}%\\s+([\\d.]+)(us|ms|s)`, "m").exec(stdout);
+    return match ? Number(match[1]) * { us: 0.001, ms: 1, s: 1000 }[match[2]] : NaN;
+  };
+  return {
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]),
+    p50: latency(50),
+    p99: latency(99),
+    errors: Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0),
+  };
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+async function measure(name, url, headers) {
+  await wrk(url, 2, headers); // warm-up: isolates, caches, objects
+  const runs = [];
+  for (let i = 0; i < RUNS; i += 1) runs.push(await wrk(url, SECONDS, headers));
+  const result = {
+    name,
+    rps: median(runs.map((r) => r.rps)),
+    rpsMin: Math.min(...runs.map((r) => r.rps)),
+    rpsMax: Math.max(...runs.map((r) => r.rps)),
+    p50: median(runs.map((r) => r.p50)),
+    p99: median(runs.map((r) => r.p99)),
+    errors: runs.reduce((sum, r) => sum + r.errors, 0),
+  };
+  console.error(`${name}: ${result.rps.toFixed(0)} req/s (${result.rpsMin.toFixed(0)}-${result.rpsMax.toFixed(0)}), p50 ${result.p50} ms, p99 ${result.p99} ms, errors ${result.errors}`);
+  return result;
+}
+
+const origin = await startOrigin();
+const results = [];
+try {
+  results.push(await measure("direct", `${origin.url}/bench/x`));
+  const passthrough = await startPassthrough(origin.url);
+  try {
+    results.push(await measure("passthrough", `${passthrough.url}/bench/x`));
+  } finally {
+    await passthrough.stop();
+  }
+  const portico = await startPortico(origin.url);
+  try {
+    results.push(await measure("portico-route", `${portico.url}/route/bench/x`));
+    results.push(await measure("portico-apikey", `${portico.url}/apikey/bench/x`, [["X-API-Key", demoKey.key]]));
+    results.push(
+      await measure("portico-apikey-leased", `${portico.url}/apikey-leased/bench/x`, [["X-API-Key", demoKey.key]]),
+    );
+    results.push(await measure("portico-jwt", `${portico.url}/jwt/bench/x`, [["Authorization", `Bearer ${tokens.ES256}`]]));
+  } finally {
+    await portico.stop();
+  }
+} finally {
+  origin.stop();
+}
+
+const byName = Object.fromEntries(results.map((r) => [r.name, r]));
+const ratio = (a, b) => (b ? (a / b).toFixed(2) : "-");
+const lines = [
+  `Portico benchmark, ${new Date().toISOString()}`,
+  `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown"}), shared by wrk, workerd and the origin.`,
+  `Harness: Miniflare ${JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/miniflare/package.json"), "utf8")).version} Node API (workerd, local KV and Durable Objects, no wrangler dev proxy); origin: fixtures/origin/echo-server.mjs in its own process.`,
+  `Load: wrk -t1 -c${CONNECTIONS}, 2 s warm-up, then ${RUNS} runs of ${SECONDS} s; medians, with the range of req/s across runs.`,
+  "",
+  "| target | req/s | range | p50 ms | p99 ms | req/s vs passthrough | p99 vs passthrough | req/s vs direct | errors |",
+  "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ...results.map(
+    (r) =>
+      `| ${r.name} | ${r.rps.toFixed(0)} | ${r.rpsMin.toFixed(0)}-${r.rpsMax.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${ratio(r.rps, byName.passthrough?.rps)} | ${ratio(r.p99, byName.passthrough?.p99)} | ${ratio(r.rps, byName.direct?.rps)} | ${r.errors} |`,
+  ),
+];
+const report = lines.join("\n");
+fs.writeFileSync(path.join(OUT, "report.md"), `${report}\n`);
+fs.writeFileSync(path.join(OUT, "results.json"), JSON.stringify(results, null, 2));
+console.log(report);
