@@ -118,7 +118,7 @@ fn show(id: &str, target: &GatewayTarget, json: bool) -> Result<Verdict, String>
             limit["policy"].as_str().unwrap_or("?"),
             limit["algorithm"].as_str().unwrap_or("?"),
             format!("{}/{}", limit["limit"], human(period_ms)),
-            limit["remaining"],
+            limit["remaining"].to_string(),
             reset_ms.div_ceil(1000)
         );
     }
