@@ -15,7 +15,7 @@ const validate = new Ajv2020({ allErrors: true, strict: true, strictRequired: fa
 const fixture = (name) => JSON.parse(fs.readFileSync(path.join(ROOT, "fixtures/config", name), "utf8"));
 
 test("the schema accepts the valid fixtures", () => {
-  for (const name of ["demo.json", "full.json"]) {
+  for (const name of ["demo.json", "full.json", "basic.json", "bench.json"]) {
     assert.ok(validate(fixture(name)), `${name}: ${JSON.stringify(validate.errors)}`);
   }
 });
