@@ -42,6 +42,7 @@ pub mod platform;
 pub mod problem;
 pub mod ratelimit;
 pub mod routing;
+pub mod ttl_cache;
 
 pub use body::Body;
 pub use gateway::{Gateway, Inbound};

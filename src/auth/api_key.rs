@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::cache::TtlCache;
 use super::{ApiKeySettings, AuthFailure, AuthMethod, Identity, RatePlan};
 use crate::platform::{Clock, KvNamespace, KvStore};
+use crate::ttl_cache::TtlCache;
 
 pub const KEY_PREFIX: &str = "pk_";
 const ID_LEN: usize = 12;

@@ -22,7 +22,6 @@ use std::time::Duration;
 use http::HeaderName;
 
 pub mod api_key;
-pub mod cache;
 pub mod credentials;
 pub mod identity;
 pub mod introspection;

@@ -10,8 +10,8 @@ use std::rc::Rc;
 
 use super::Identity;
 use super::api_key::KeyCache;
-use super::cache::TtlCache;
 use super::jwks::JwksCache;
+use crate::ttl_cache::TtlCache;
 
 const KEY_CACHE_ENTRIES: usize = 10_000;
 const TOKEN_CACHE_ENTRIES: usize = 10_000;

@@ -22,8 +22,8 @@ use std::time::Duration;
 
 use super::PolicyResult;
 use super::algorithm::Decision;
-use crate::auth::cache::TtlCache;
 use crate::platform::UnixMillis;
+use crate::ttl_cache::TtlCache;
 
 const DENY_CACHE_ENTRIES: usize = 10_000;
 /// How long the store is left alone after it failed.

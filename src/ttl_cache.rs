@@ -1,5 +1,6 @@
 //! A small per-isolate cache with a time to live per entry and a bound on
-//! its size, for key lookups, verified tokens, introspection results.
+//! its size: API-key records, verified tokens, introspection results,
+//! rate-limit refusals.
 //!
 //! Entries expire by the platform clock; when full, the oldest insertion
 //! goes first. It never holds plaintext credentials: callers key it on ids
