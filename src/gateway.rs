@@ -194,7 +194,7 @@ impl Gateway {
             &parts.method,
             &uri,
             &IdentityHeaders {
-                prefix: &config.auth.identity_prefix,
+                names: &config.auth.identity_headers,
                 policy,
                 identity: identity.as_ref(),
                 signing: signing_secret

@@ -363,3 +363,31 @@ fn the_demo_key_fixture_matches_its_record() {
     assert_eq!(api_key::key_id(key), Some(record.id.as_str()));
     assert!(record.matches(key));
 }
+
+#[test]
+fn a_custom_identity_prefix_names_and_guards_the_headers() {
+    let harness = Harness::with_config(&auth_config(
+        json!({ "identity_header_prefix": "X-Gateway-", "signing_secret": "SIGNING" }),
+        json!([{ "id": "orders", "path": "/orders/*", "service": "users", "auth": { "api_key": {} } }]),
+    ));
+    harness.platform.set_secret("SIGNING", "s");
+    let (_, key) = store_key(&harness, "acme", |_| {});
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/orders/1",
+        &[("x-api-key", &key), ("x-gateway-roles", "admin")],
+    ));
+    let sent = last_upstream(&harness).headers;
+    assert_eq!(header(&sent, "x-gateway-consumer"), Some("acme"));
+    assert_eq!(
+        header(&sent, "x-gateway-roles"),
+        None,
+        "the client's copy is gone"
+    );
+    assert!(header(&sent, "x-gateway-signature").is_some_and(|s| s.starts_with("v1=")));
+    assert!(
+        !sent
+            .keys()
+            .any(|name| name.as_str().starts_with("x-portico-"))
+    );
+}

@@ -324,6 +324,25 @@ fn upstream_failures_on_a_limited_route_still_carry_the_headers() {
     );
 }
 
+/// A request through another isolate (its own gateway) on the same platform.
+fn call_via(
+    isolate: &portico::Gateway,
+    harness: &Harness,
+    key: &str,
+) -> http::Response<portico::Body<bytes::Bytes>> {
+    futures::executor::block_on(isolate.handle(
+        &harness.platform,
+        portico::Inbound {
+            request: request(
+                Method::GET,
+                "http://gw.example/orders/1",
+                &[("x-api-key", key)],
+            ),
+            client_ip: None,
+        },
+    ))
+}
+
 fn leased(size: u64, limit: u64) -> Value {
     json!({ "plan": { "name": "hot", "limit": limit, "period": "1h", "scope": ["key"],
                       "lease": { "size": size, "ttl": "1s" } } })
@@ -360,17 +379,7 @@ fn leases_never_admit_more_than_the_quota_across_isolates() {
     let mut admitted = 0;
     for round in 0..30 {
         let isolate = &isolates[round % 3];
-        let response = futures::executor::block_on(isolate.handle(
-            &harness.platform,
-            portico::Inbound {
-                request: request(
-                    Method::GET,
-                    "http://gw.example/orders/1",
-                    &[("x-api-key", &k)],
-                ),
-                client_ip: None,
-            },
-        ));
+        let response = call_via(isolate, &harness, &k);
         if response.status() == StatusCode::OK {
             admitted += 1;
         }
@@ -387,17 +396,7 @@ fn unspent_leased_units_expire_and_are_lost_within_the_bound() {
     let k = key(&harness, 22, None);
     let quiet = portico::Gateway::new();
     // Another isolate takes a lease of four and uses one.
-    let one = futures::executor::block_on(quiet.handle(
-        &harness.platform,
-        portico::Inbound {
-            request: request(
-                Method::GET,
-                "http://gw.example/orders/1",
-                &[("x-api-key", &k)],
-            ),
-            client_ip: None,
-        },
-    ));
+    let one = call_via(&quiet, &harness, &k);
     assert_eq!(one.status(), StatusCode::OK);
     harness.platform.advance(Duration::from_millis(1001));
     let mut admitted = 0;

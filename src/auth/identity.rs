@@ -40,6 +40,60 @@ pub const FIELDS: [&str; 7] = [
     "scopes",
 ];
 
+/// The identity header names for one prefix, made once when the config is
+/// loaded rather than on every request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdentityHeaderNames {
+    /// Lower-case, ending in `-`.
+    prefix: String,
+    /// In [`FIELDS`] order.
+    fields: [HeaderName; 7],
+    timestamp: HeaderName,
+    signature: HeaderName,
+}
+
+impl IdentityHeaderNames {
+    /// The names under `prefix` (lower-case), or `None` if they would not
+    /// be valid header names.
+    pub fn new(prefix: &str) -> Option<IdentityHeaderNames> {
+        let name =
+            |suffix: &str| HeaderName::from_bytes(format!("{prefix}{suffix}").as_bytes()).ok();
+        let mut fields = Vec::with_capacity(FIELDS.len());
+        for field in FIELDS {
+            fields.push(name(field)?);
+        }
+        Some(IdentityHeaderNames {
+            prefix: prefix.to_owned(),
+            fields: fields.try_into().ok()?,
+            timestamp: name("timestamp")?,
+            signature: name("signature")?,
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+impl Default for IdentityHeaderNames {
+    fn default() -> Self {
+        IdentityHeaderNames {
+            prefix: "x-portico-".to_owned(),
+            fields: [
+                HeaderName::from_static("x-portico-auth-method"),
+                HeaderName::from_static("x-portico-consumer"),
+                HeaderName::from_static("x-portico-key-id"),
+                HeaderName::from_static("x-portico-subject"),
+                HeaderName::from_static("x-portico-issuer"),
+                HeaderName::from_static("x-portico-roles"),
+                HeaderName::from_static("x-portico-scopes"),
+            ],
+            timestamp: HeaderName::from_static("x-portico-timestamp"),
+            signature: HeaderName::from_static("x-portico-signature"),
+        }
+    }
+}
+
 /// Remove every header starting with `prefix` (lower-case).
 pub fn strip_client_copies(headers: &mut HeaderMap, prefix: &str) {
     let spoofed: Vec<HeaderName> = headers
@@ -81,16 +135,13 @@ pub fn values(identity: Option<&Identity>) -> [String; 7] {
 }
 
 /// Write the identity headers (only the non-empty ones).
-pub fn set_headers(headers: &mut HeaderMap, prefix: &str, values: &[String; 7]) {
-    for (field, value) in FIELDS.iter().zip(values) {
+pub fn set_headers(headers: &mut HeaderMap, names: &IdentityHeaderNames, values: &[String; 7]) {
+    for (name, value) in names.fields.iter().zip(values) {
         if value.is_empty() {
             continue;
         }
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(format!("{prefix}{field}").as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.insert(name, value);
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name.clone(), value);
         }
     }
 }
@@ -126,7 +177,7 @@ pub fn signature(secret: &[u8], canonical: &str) -> String {
 /// Write the timestamp and signature headers.
 pub fn sign(
     headers: &mut HeaderMap,
-    prefix: &str,
+    names: &IdentityHeaderNames,
     secret: &[u8],
     timestamp: u64,
     method: &str,
@@ -137,13 +188,9 @@ pub fn sign(
         secret,
         &canonical(timestamp, method, path_and_query, values),
     );
-    for (field, value) in [("timestamp", timestamp.to_string()), ("signature", signed)] {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(format!("{prefix}{field}").as_bytes()),
-            HeaderValue::from_str(&value),
-        ) {
-            headers.insert(name, value);
-        }
+    headers.insert(names.timestamp.clone(), HeaderValue::from(timestamp));
+    if let Ok(value) = HeaderValue::from_str(&signed) {
+        headers.insert(names.signature.clone(), value);
     }
 }
 
@@ -196,5 +243,19 @@ mod tests {
             base,
             signature(b"secret", &canonical(1, "GET", "/a", &with_role))
         );
+    }
+}
+
+#[cfg(test)]
+mod names_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_names_are_those_of_the_default_prefix() {
+        assert_eq!(
+            IdentityHeaderNames::new("x-portico-"),
+            Some(IdentityHeaderNames::default())
+        );
+        assert_eq!(IdentityHeaderNames::new("x portico-"), None);
     }
 }

@@ -123,27 +123,15 @@ pub struct RouteAuth {
 }
 
 /// Gateway-wide auth settings.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct AuthSettings {
-    /// Lower-case prefix of the identity headers (`x-portico-`).
-    pub identity_prefix: String,
+    /// The identity headers services receive (prefix `x-portico-`).
+    pub identity_headers: identity::IdentityHeaderNames,
     /// Name of the Worker secret that signs identity assertions.
     pub signing_secret: Option<String>,
     pub api_keys: ApiKeySettings,
     pub issuers: Vec<jwt::Issuer>,
     pub introspectors: Vec<introspection::Introspector>,
-}
-
-impl Default for AuthSettings {
-    fn default() -> Self {
-        AuthSettings {
-            identity_prefix: "x-portico-".to_owned(),
-            signing_secret: None,
-            api_keys: ApiKeySettings::default(),
-            issuers: Vec::new(),
-            introspectors: Vec::new(),
-        }
-    }
 }
 
 /// How long API-key lookups are remembered by an isolate.

@@ -13,6 +13,7 @@ use super::wire::{
     AuthDocument, IntrospectorDocument, IssuerDocument, RequirementDocument, RouteAuthDocument,
 };
 use super::{NAME_RULE, is_name};
+use crate::auth::identity::IdentityHeaderNames;
 use crate::auth::introspection::Introspector;
 use crate::auth::jwks::JwksSettings;
 use crate::auth::jwt::{Issuer, KeySource};
@@ -87,16 +88,12 @@ pub(crate) fn check_auth(
     let mut settings = AuthSettings::default();
     if let Some(prefix) = &document.identity_header_prefix {
         let lower = prefix.to_ascii_lowercase();
-        if lower.len() < 3
-            || !lower.ends_with('-')
-            || HeaderName::from_bytes(lower.as_bytes()).is_err()
-        {
-            issues.push(
+        match IdentityHeaderNames::new(&lower) {
+            Some(names) if lower.len() >= 3 && lower.ends_with('-') => settings.identity_headers = names,
+            _ => issues.push(
                 "auth.identity_header_prefix",
                 format!("'{prefix}' must be a header-name prefix of at least 3 characters ending in '-', like 'X-Portico-'"),
-            );
-        } else {
-            settings.identity_prefix = lower;
+            ),
         }
     }
     if let Some(name) = &document.signing_secret {

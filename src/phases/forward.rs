@@ -23,6 +23,7 @@ use std::net::IpAddr;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 
+use crate::auth::identity::IdentityHeaderNames;
 use crate::auth::{Identity, RouteAuth, credentials, identity};
 use crate::config::Settings;
 use crate::error::GatewayError;
@@ -215,8 +216,7 @@ pub fn upstream_query(query: Option<&str>, policy: Option<&RouteAuth>) -> Option
 
 /// What the upstream learns about the caller.
 pub struct IdentityHeaders<'a> {
-    /// Lower-case identity header prefix.
-    pub prefix: &'a str,
+    pub names: &'a IdentityHeaderNames,
     pub policy: Option<&'a RouteAuth>,
     pub identity: Option<&'a Identity>,
     /// The signing secret and the time to sign with (Unix seconds).
@@ -231,7 +231,7 @@ pub fn set_identity_headers(
     upstream: &Uri,
     context: &IdentityHeaders<'_>,
 ) {
-    identity::strip_client_copies(headers, context.prefix);
+    identity::strip_client_copies(headers, context.names.prefix());
     if let Some(policy) = context.policy
         && !policy.forward_credentials
     {
@@ -241,12 +241,12 @@ pub fn set_identity_headers(
         headers.remove(header::AUTHORIZATION);
     }
     let values = identity::values(context.identity);
-    identity::set_headers(headers, context.prefix, &values);
+    identity::set_headers(headers, context.names, &values);
     if let Some((secret, timestamp)) = context.signing {
         let path_and_query = upstream.path_and_query().map_or("/", |p| p.as_str());
         identity::sign(
             headers,
-            context.prefix,
+            context.names,
             secret,
             timestamp,
             method.as_str(),
