@@ -116,7 +116,7 @@ mod native {
                     methods: MethodSet::Any,
                 })
                 .collect();
-            let table = RouteTable::build(specs).unwrap();
+            let table = RouteTable::build(specs.into_iter().map(|spec| (spec, ()))).unwrap();
             let path = RequestPath::parse(&format!("/api/svc{}/items/42", size - 1)).unwrap();
             group.bench_with_input(BenchmarkId::from_parameter(size), &path, |b, path| {
                 b.iter(|| {

@@ -20,10 +20,11 @@ use crate::auth::credentials::bearer_token;
 use crate::body::Body;
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::pipeline::{Flow, RequestCtx};
 use crate::platform::{Clock, KvNamespace, KvStore, RateLimitStore, Secrets};
 use crate::problem::{Problem, ProblemType};
 use crate::ratelimit::object::{Check, LimitCall};
-use crate::ratelimit::{ScopePart, object_name, state_key};
+use crate::ratelimit::{ScopePart, object_name};
 
 /// The path prefix of the operators' API.
 pub const PREFIX: &str = "/__portico/";
@@ -31,6 +32,31 @@ pub const PREFIX: &str = "/__portico/";
 /// Whether this request is for the operators' API of `config`.
 pub fn is_admin_request(config: &Config, path: &str) -> bool {
     config.admin_token_secret.is_some() && path.starts_with(PREFIX)
+}
+
+/// Phase "operators' API": answers requests under [`PREFIX`] when the API
+/// is on, before any route is matched; lets everything else through.
+pub async fn answer<P, S>(
+    platform: &P,
+    config: &Config,
+    ctx: &RequestCtx<S>,
+) -> Result<Flow<S>, GatewayError>
+where
+    P: Clock + KvStore + RateLimitStore + Secrets,
+{
+    if !is_admin_request(config, ctx.uri.path()) {
+        return Ok(Flow::Continue);
+    }
+    handle(
+        platform,
+        config,
+        &ctx.method,
+        ctx.uri.path(),
+        &ctx.headers,
+        &ctx.request_id,
+    )
+    .await
+    .map(Flow::Respond)
 }
 
 fn json_response<S>(status: StatusCode, value: &Value) -> http::Response<Body<S>> {
@@ -86,7 +112,7 @@ where
             allow: vec![Method::GET],
         });
     }
-    let rest = &path[PREFIX.len()..];
+    let rest = path.strip_prefix(PREFIX).unwrap_or_default();
     match rest.strip_prefix("limits/keys/") {
         Some(id) if !id.is_empty() && !id.contains('/') => {
             key_limits(platform, config, id, request_id).await
@@ -113,7 +139,7 @@ where
     };
     let identity = record.identity();
     let mut limits = Vec::new();
-    for (index, route) in config.routes.iter().enumerate() {
+    for route in &config.routes {
         let Some(rate_limit) = &route.rate_limit else {
             continue;
         };
@@ -131,7 +157,7 @@ where
             let object = object_name(&policy, &route.id, Some(&identity), None);
             let call = LimitCall {
                 checks: vec![Check {
-                    state_key: state_key(&policy),
+                    state_key: policy.state_key.to_string(),
                     quota: policy.quota,
                     cost: policy.cost,
                     lease: None,
@@ -147,8 +173,8 @@ where
             };
             limits.push(json!({
                 "route": route.id,
-                "route_index": index,
-                "policy": policy.name,
+                "route_index": route.position,
+                "policy": &*policy.name,
                 "algorithm": policy.quota.algorithm.as_str(),
                 "limit": policy.quota.limit,
                 "period_ms": policy.quota.period_ms,

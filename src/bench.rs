@@ -62,10 +62,7 @@ impl BenchGateway {
         let Ok(request) = builder.body(Body::Empty) else {
             return 0;
         };
-        let inbound = Inbound {
-            request,
-            client_ip: None,
-        };
+        let inbound = Inbound::new(request, None);
         self.gateway
             .handle(&self.platform, inbound)
             .now_or_never()

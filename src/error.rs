@@ -1,6 +1,8 @@
-//! The gateway's one error type. It knows where each failure came from
-//! (the client, the upstream, or the gateway itself) and maps to an HTTP
-//! problem response exactly once, at the edge of [`crate::gateway`].
+//! The gateway's one error type. Each variant says where the failure came
+//! from (the client, the upstream, or the gateway itself) and maps to an
+//! HTTP problem response exactly once, in the pipeline
+//! ([`crate::pipeline`]); the response phases then decorate it like any
+//! other response.
 //!
 //! `Display` texts are for operators' logs and may name internal
 //! addresses; what clients see comes only from [`GatewayError::problem`].
@@ -13,14 +15,6 @@ use crate::body::Body;
 use crate::config::source::Unconfigured;
 use crate::problem::{Problem, ProblemType};
 use crate::routing::PathError;
-
-/// Who is at fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    Client,
-    Upstream,
-    Gateway,
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GatewayError {
@@ -51,13 +45,11 @@ pub enum GatewayError {
     /// Credentials could not be checked (identity provider or KV down).
     #[error("authentication unavailable: {0}")]
     AuthUnavailable(String),
-    /// A rate limit refused the request; `headers` are the rate-limit
-    /// headers, `retry_after` seconds.
+    /// A rate limit refused the request; `retry_after` in seconds. The
+    /// rate-limit headers are added by the response phases, as on every
+    /// response of a limited route.
     #[error("rate limited (retry after {retry_after} s)")]
-    RateLimited {
-        retry_after: u64,
-        headers: Vec<(&'static str, String)>,
-    },
+    RateLimited { retry_after: u64 },
     /// The rate-limit store failed and the route fails closed.
     #[error("rate limiting unavailable: {0}")]
     RateLimitUnavailable(String),
@@ -70,24 +62,6 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
-    pub fn fault(&self) -> Fault {
-        match self {
-            GatewayError::BadPath(_)
-            | GatewayError::MalformedRequest(_)
-            | GatewayError::RouteNotFound
-            | GatewayError::MethodNotAllowed { .. }
-            | GatewayError::Unauthenticated { .. }
-            | GatewayError::Forbidden { .. }
-            | GatewayError::RateLimited { .. } => Fault::Client,
-            GatewayError::AuthUnavailable(_) => Fault::Upstream,
-            GatewayError::RateLimitUnavailable(_) => Fault::Gateway,
-            GatewayError::UpstreamTimeout(_) | GatewayError::UpstreamUnreachable(_) => {
-                Fault::Upstream
-            }
-            GatewayError::NotConfigured(_) | GatewayError::Internal(_) => Fault::Gateway,
-        }
-    }
-
     pub fn problem_type(&self) -> ProblemType {
         match self {
             GatewayError::NotConfigured(_) => ProblemType::NOT_CONFIGURED,
@@ -178,16 +152,8 @@ impl GatewayError {
                     }
                 }
             }
-            GatewayError::RateLimited {
-                retry_after,
-                headers: limit_headers,
-            } => {
+            GatewayError::RateLimited { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
-                for (name, value) in limit_headers {
-                    if let Ok(value) = HeaderValue::from_str(value) {
-                        headers.insert(*name, value);
-                    }
-                }
             }
             GatewayError::Forbidden {
                 challenge: Some(challenge),

@@ -1,25 +1,20 @@
-//! The gateway: one request in, one response out, through the phases in
-//! their fixed order (see [`crate::phases`]).
+//! The gateway: what one isolate keeps between requests, and the entry
+//! point that runs a request through the pipeline ([`crate::pipeline`]).
 //!
-//! [`Gateway`] holds what an isolate keeps between requests: the current
-//! configuration, the authentication caches and what it knows about rate
-//! limits. [`Gateway::handle`] never
-//! fails and never panics: every error becomes a problem+json response
-//! here, and nowhere else, and every request is logged once.
+//! [`Gateway::handle`] never fails and never panics: every error becomes a
+//! problem+json response in the pipeline, and every request is logged once.
+//! A [`Gateway`] is a cheap handle: clones share one isolate state, so
+//! background work that outlives a response can hold on to it.
 
 use std::net::IpAddr;
+use std::rc::Rc;
 
-use http::request::Parts;
-
-use crate::admin;
 use crate::auth::AuthState;
 use crate::body::Body;
-use crate::config::{Config, ConfigSource, Settings};
+use crate::config::ConfigSource;
 use crate::error::GatewayError;
-use crate::phases::forward::{ClientInfo, IdentityHeaders};
-use crate::phases::log::RequestLog;
-use crate::phases::rate_limit::{self, RateLimitHeaders};
-use crate::phases::{authenticate, authorize, forward, request_id, respond, route, upstream};
+use crate::phases::{log, respond};
+use crate::pipeline::{self, RequestCtx};
 use crate::platform::Platform;
 use crate::ratelimit::local::LocalLimits;
 
@@ -29,14 +24,32 @@ pub struct Inbound<S> {
     pub request: http::Request<Body<S>>,
     /// The connecting client's address, if the runtime knows it.
     pub client_ip: Option<IpAddr>,
+    /// The data centre serving it, if the runtime says (and it was asked).
+    pub colo: Option<String>,
 }
 
-/// The gateway's per-isolate state.
+impl<S> Inbound<S> {
+    pub fn new(request: http::Request<Body<S>>, client_ip: Option<IpAddr>) -> Inbound<S> {
+        Inbound {
+            request,
+            client_ip,
+            colo: None,
+        }
+    }
+}
+
+/// What an isolate keeps between requests.
 #[derive(Default)]
+pub struct Isolate {
+    pub config: ConfigSource,
+    pub auth: AuthState,
+    pub limits: LocalLimits,
+}
+
+/// The gateway of one isolate.
+#[derive(Clone, Default)]
 pub struct Gateway {
-    config: ConfigSource,
-    auth: AuthState,
-    limits: LocalLimits,
+    isolate: Rc<Isolate>,
 }
 
 impl Gateway {
@@ -46,7 +59,7 @@ impl Gateway {
 
     /// The isolate's authentication caches (for diagnostics and tests).
     pub fn auth_state(&self) -> &AuthState {
-        &self.auth
+        &self.isolate.auth
     }
 
     /// Serve one request.
@@ -56,159 +69,16 @@ impl Gateway {
         inbound: Inbound<P::Stream>,
     ) -> http::Response<Body<P::Stream>> {
         let started = platform.now();
-        let (parts, body) = inbound.request.into_parts();
-        let config = self.config.current(platform).await;
-        let default_settings;
-        let settings: &Settings = match &config {
-            Ok(config) => &config.settings,
-            Err(_) => {
-                default_settings = Settings::default();
-                &default_settings
-            }
-        };
-        let request_id = request_id::assign(&parts.headers, &settings.request_id_header, platform);
-        let mut log = RequestLog::start(
+        let config = self.isolate.config.current(platform).await;
+        let mut ctx = RequestCtx::new(
+            inbound.request,
+            inbound.client_ip,
+            config,
             started,
-            &request_id,
-            &parts.method,
-            route::request_host(&parts.uri, &parts.headers),
-            parts.uri.path(),
+            platform,
         );
-
-        let mut limit_headers = RateLimitHeaders::new();
-        let outcome = match &config {
-            Err(reason) => Err(GatewayError::NotConfigured(reason.clone())),
-            Ok(config) => {
-                let request = Proxied {
-                    parts: &parts,
-                    client_ip: inbound.client_ip,
-                    request_id: &request_id,
-                };
-                self.proxy(
-                    platform,
-                    config,
-                    request,
-                    body,
-                    &mut log,
-                    &mut limit_headers,
-                )
-                .await
-            }
-        };
-
-        let mut response = outcome.unwrap_or_else(|error| {
-            log.failed(&error);
-            error.into_response(&request_id)
-        });
-        // Every response on a rate-limited route says where the caller stands.
-        for (name, value) in limit_headers {
-            if let Ok(value) = http::HeaderValue::from_str(&value) {
-                response.headers_mut().insert(name, value);
-            }
-        }
-        let response = respond::finish(
-            response,
-            &parts.method,
-            &settings.request_id_header,
-            &request_id,
-        );
-        log.finish(response.status().as_u16(), platform.now(), platform);
-        response
-    }
-
-    /// The phases from "match route" to "upstream". Rate-limit headers for
-    /// the response, whatever it turns out to be, go to `limit_headers`.
-    async fn proxy<P: Platform>(
-        &self,
-        platform: &P,
-        config: &std::rc::Rc<Config>,
-        request: Proxied<'_>,
-        body: Body<P::Stream>,
-        log: &mut RequestLog,
-        limit_headers: &mut RateLimitHeaders,
-    ) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
-        let parts = request.parts;
-        if admin::is_admin_request(config, parts.uri.path()) {
-            log.routed("__portico", "admin");
-            return admin::handle(
-                platform,
-                config,
-                &parts.method,
-                parts.uri.path(),
-                &parts.headers,
-                request.request_id,
-            )
-            .await;
-        }
-        let routed = route::match_route(config, &parts.method, &parts.uri, &parts.headers)?;
-        log.routed(&routed.route.id, &routed.service.name);
-
-        let policy = routed.route.auth.as_ref();
-        let identity = match policy {
-            Some(policy) => {
-                self.auth.use_config(config);
-                let identity = authenticate::authenticate(
-                    platform,
-                    &self.auth,
-                    &config.auth,
-                    policy,
-                    &parts.headers,
-                    parts.uri.query(),
-                )
-                .await?;
-                log.identity(&identity);
-                authorize::authorize(policy, &identity)?;
-                Some(identity)
-            }
-            None => None,
-        };
-        if let Some(limits) = &routed.route.rate_limit {
-            *limit_headers = rate_limit::check(
-                platform,
-                &self.limits,
-                limits,
-                &routed.route.id,
-                identity.as_ref(),
-                request.client_ip,
-            )
-            .await?;
-        }
-        let signing_secret = match &config.auth.signing_secret {
-            Some(name) => Some(platform.secret(name).ok_or_else(|| {
-                GatewayError::Internal(format!("the signing secret {name} is not set"))
-            })?),
-            None => None,
-        };
-
-        let client = ClientInfo::from_request(&parts.uri, &parts.headers, request.client_ip);
-        let query = forward::upstream_query(parts.uri.query(), policy);
-        let uri = forward::upstream_uri(&routed, query.as_deref())?;
-        let mut headers = forward::upstream_headers(
-            &parts.headers,
-            &client,
-            &config.settings,
-            request.request_id,
-        );
-        forward::set_identity_headers(
-            &mut headers,
-            &parts.method,
-            &uri,
-            &IdentityHeaders {
-                names: &config.auth.identity_headers,
-                policy,
-                identity: identity.as_ref(),
-                signing: signing_secret
-                    .as_deref()
-                    .map(|secret| (secret.as_bytes(), platform.now().as_secs())),
-            },
-        );
-        let mut outbound = http::Request::new(body);
-        *outbound.method_mut() = parts.method.clone();
-        *outbound.uri_mut() = uri;
-        *outbound.headers_mut() = headers;
-        let response = upstream::send(platform, outbound, routed.route.timeout).await?;
-        log.upstream_status(response.status().as_u16());
-        Ok(respond::from_upstream(response))
+        ctx.client.colo = inbound.colo;
+        pipeline::serve(&self.isolate, platform, &mut ctx).await
     }
 
     /// Answer a request the runtime could not turn into an [`Inbound`]
@@ -220,25 +90,20 @@ impl Gateway {
         method: &str,
         error: GatewayError,
     ) -> http::Response<Body<P::Stream>> {
-        let request_id = platform.new_request_id();
-        let method = http::Method::from_bytes(method.as_bytes()).unwrap_or_default();
-        let mut log = RequestLog::start(platform.now(), &request_id, &method, None, "");
-        log.failed(&error);
-        let header = Settings::default().request_id_header;
-        let response = respond::finish(
-            error.into_response(&request_id),
-            &method,
-            &header,
-            &request_id,
+        let mut request = http::Request::new(Body::Empty);
+        *request.method_mut() = http::Method::from_bytes(method.as_bytes()).unwrap_or_default();
+        // No config is consulted for a request that could not be read: the
+        // default settings (request id header, log everything) apply.
+        let mut ctx = RequestCtx::new(
+            request,
+            None,
+            Err(crate::config::source::Unconfigured::Unreadable),
+            platform.now(),
+            platform,
         );
-        log.finish(response.status().as_u16(), platform.now(), platform);
+        let response = ctx.fail(error);
+        let response = respond::finish(&ctx, response);
+        log::finish(platform, &ctx, &response);
         response
     }
-}
-
-/// The parts of a request the proxy phases read.
-struct Proxied<'a> {
-    parts: &'a Parts,
-    client_ip: Option<IpAddr>,
-    request_id: &'a str,
 }

@@ -2,18 +2,28 @@
 //!
 //! How the code is laid out:
 //!
-//! - [`gateway`]: one request in, one response out; runs the phases.
-//! - [`phases`]: the named request phases, in order (match route, forward,
-//!   upstream, respond, log; auth, rate limiting and the rest slot in).
+//! - [`gateway`]: one isolate's state, and the entry point for a request.
+//! - [`pipeline`]: the fixed order of the request and response phases, the
+//!   per-request context they share, and the flow value that lets a phase
+//!   answer early.
+//! - [`phases`]: one module per phase (match route, CORS, authenticate,
+//!   authorize, rate limit, upstream, respond, log).
+//! - [`upstream`]: what stands behind a service, how a target is chosen and
+//!   called.
 //! - [`routing`]: the route table and its one pure `find`.
-//! - [`config`]: the JSON document in KV, checked once at load, and the
-//!   per-isolate cache that never swaps in a bad one.
+//! - [`config`]: the JSON document in KV, checked once at load with every
+//!   reference resolved, and the per-isolate cache that never swaps in a
+//!   bad one.
+//! - [`auth`], [`ratelimit`], [`cors`]: the policies the phases apply.
+//! - [`observe`]: access log events, W3C trace context, metrics points.
+//! - [`http`]: small shared HTTP facts (hop-by-hop headers,
+//!   `Cache-Control`).
 //! - [`error`] and [`problem`]: one error type, mapped once to RFC 9457
 //!   problem+json.
-//! - [`platform`]: the seam to the runtime (clock, KV, outbound fetch, log
-//!   sink, ids) with a Workers adapter and an in-memory one for tests.
-//! - [`auth`] and [`ratelimit`]: credentials and identities; exact limits
-//!   with Durable Objects as single writers.
+//! - [`platform`]: the seam to the runtime (clock, KV, fetch and bodies,
+//!   response cache, background work, log and metrics sinks, randomness,
+//!   secrets, rate-limit objects) with a Workers adapter and an in-memory
+//!   one for tests.
 //! - [`admin`]: the operators' API under `/__portico/` (off by default).
 //! - [`cli`] (native only): the `portico` command for operators.
 //!
@@ -34,15 +44,19 @@ pub mod body;
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
 pub mod cli;
 pub mod config;
+pub mod cors;
 pub mod error;
-pub mod events;
 pub mod gateway;
+pub mod http;
+pub mod observe;
 pub mod phases;
+pub mod pipeline;
 pub mod platform;
 pub mod problem;
 pub mod ratelimit;
 pub mod routing;
 pub mod ttl_cache;
+pub mod upstream;
 
 pub use body::Body;
 pub use gateway::{Gateway, Inbound};

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::tokens::{AUDIENCE, ISSUER, claims, key_json, sign};
 use common::{Harness, auth_config, body_json, header, last_upstream, request};
 use http::{Method, Response, StatusCode};
-use portico::events::Event;
+use portico::observe::events::Event;
 use portico::platform::memory::{OriginReply, RecordedRequest};
 use serde_json::{Value, json};
 

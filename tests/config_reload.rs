@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Harness, body_json, fixture};
 use http::StatusCode;
 use portico::config::CONFIG_KEY;
-use portico::events::Event;
+use portico::observe::events::Event;
 use portico::platform::KvNamespace;
 
 const REFRESH: Duration = Duration::from_secs(5); // demo.json's config_refresh_seconds

@@ -30,9 +30,10 @@ fn basic_demo_and_full_fixtures_are_valid() {
     let full = Config::from_json(&fixture("config/full.json")).expect("full config");
     assert_eq!(full.settings.refresh, Duration::from_secs(30));
     assert_eq!(full.settings.request_id_header.as_str(), "x-correlation-id");
-    let legacy = full.services.iter().find(|s| s.name == "legacy").unwrap();
-    assert_eq!(legacy.origin.base_path, "/legacy");
-    let orders = full.services.iter().find(|s| s.name == "orders").unwrap();
+    let legacy = full.service("legacy").unwrap();
+    let portico::upstream::Upstream::Single(origin) = &legacy.upstream;
+    assert_eq!(origin.base_path, "/legacy");
+    let orders = full.service("orders").unwrap();
     assert_eq!(orders.timeout, Duration::from_secs(30), "default timeout");
     let by_id = full.routes.iter().find(|r| r.id == "user-by-id").unwrap();
     assert_eq!(

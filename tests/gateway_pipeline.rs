@@ -9,7 +9,7 @@ use bytes::Bytes;
 use common::{Harness, body_bytes, body_json, header, request};
 use http::{Method, StatusCode};
 use portico::Body;
-use portico::events::Event;
+use portico::observe::events::Event;
 
 #[test]
 fn demo_routes_reach_their_services_with_the_forwarded_path() {

@@ -246,7 +246,7 @@ fn a_failing_store_fails_open_or_closed_as_configured() {
     assert!(!response.headers().contains_key("x-ratelimit-limit"));
     assert!(open.platform.events().iter().any(|e| matches!(
         e,
-        portico::events::Event::RateLimitUnavailable {
+        portico::observe::events::Event::RateLimitUnavailable {
             failed_open: true,
             ..
         }
@@ -332,14 +332,14 @@ fn call_via(
 ) -> http::Response<portico::Body<bytes::Bytes>> {
     futures::executor::block_on(isolate.handle(
         &harness.platform,
-        portico::Inbound {
-            request: request(
+        portico::Inbound::new(
+            request(
                 Method::GET,
                 "http://gw.example/orders/1",
                 &[("x-api-key", key)],
             ),
-            client_ip: None,
-        },
+            None,
+        ),
     ))
 }
 

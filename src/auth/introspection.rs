@@ -43,7 +43,7 @@ pub struct Introspector {
 pub async fn introspect<P>(
     platform: &P,
     state: &AuthState,
-    introspectors: &[&Introspector],
+    introspectors: &[Rc<Introspector>],
     token: &str,
 ) -> Result<Identity, AuthFailure>
 where

@@ -18,7 +18,8 @@ use serde_json::Value;
 use super::AuthFailure;
 use super::keys::VerifyingKey;
 use crate::body::Body;
-use crate::events::Event;
+use crate::http::CacheControl;
+use crate::observe::events::Event;
 use crate::platform::{Clock, FetchOptions, HttpClient, LogSink, UnixMillis};
 
 const MAX_JWKS_BYTES: usize = 256 * 1024;
@@ -206,11 +207,7 @@ async fn fetch<P: HttpClient>(
     if !response.status().is_success() {
         return Err(format!("status {}", response.status()));
     }
-    let max_age = response
-        .headers()
-        .get(header::CACHE_CONTROL)
-        .and_then(|v| v.to_str().ok())
-        .and_then(max_age);
+    let max_age = CacheControl::from_headers(response.headers()).freshness();
     let body = platform
         .read_body(response.into_body(), MAX_JWKS_BYTES)
         .await
@@ -231,44 +228,4 @@ pub fn parse_jwks(document: &Value) -> Result<Vec<VerifyingKey>, String> {
         .iter()
         .filter_map(|jwk| VerifyingKey::from_jwk(jwk).ok())
         .collect())
-}
-
-/// `max-age` from a Cache-Control value; `no-store`/`no-cache` count as 0.
-pub fn max_age(cache_control: &str) -> Option<Duration> {
-    let mut found = None;
-    for directive in cache_control.split(',') {
-        let directive = directive.trim();
-        let (name, value) = directive.split_once('=').unwrap_or((directive, ""));
-        let name = name.trim().to_ascii_lowercase();
-        match name.as_str() {
-            "no-store" | "no-cache" => return Some(Duration::ZERO),
-            "max-age" => {
-                found = value
-                    .trim()
-                    .trim_matches('"')
-                    .parse::<u64>()
-                    .ok()
-                    .map(Duration::from_secs);
-            }
-            _ => {}
-        }
-    }
-    found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn max_age_is_read_from_cache_control() {
-        assert_eq!(
-            max_age("public, max-age=600"),
-            Some(Duration::from_secs(600))
-        );
-        assert_eq!(max_age("Max-Age=\"30\""), Some(Duration::from_secs(30)));
-        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
-        assert_eq!(max_age("public"), None);
-        assert_eq!(max_age("max-age=x"), None);
-    }
 }

@@ -71,7 +71,7 @@ pub fn token_hash(token: &str) -> [u8; 32] {
 pub async fn verify<P>(
     platform: &P,
     state: &AuthState,
-    issuers: &[&Issuer],
+    issuers: &[Rc<Issuer>],
     token: &str,
 ) -> Result<Identity, AuthFailure>
 where

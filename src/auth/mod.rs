@@ -17,6 +17,7 @@
 //!   a pass; previously cached keys and results stay in use while valid;
 //! - no plaintext credential is stored or logged: caches key on hashes.
 
+use std::rc::Rc;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -111,10 +112,10 @@ pub struct ApiKeySource {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteAuth {
     pub api_key: Option<ApiKeySource>,
-    /// Indexes into [`AuthSettings::issuers`].
-    pub jwt: Vec<usize>,
-    /// Indexes into [`AuthSettings::introspectors`].
-    pub introspection: Vec<usize>,
+    /// The JWT issuers accepted, in the order they are tried.
+    pub jwt: Vec<Rc<jwt::Issuer>>,
+    /// The introspection endpoints accepted, in the order they are asked.
+    pub introspection: Vec<Rc<introspection::Introspector>>,
     pub roles: Requirement,
     pub scopes: Requirement,
     /// Pass the credential itself on to the service (off by default: the
@@ -130,8 +131,8 @@ pub struct AuthSettings {
     /// Name of the Worker secret that signs identity assertions.
     pub signing_secret: Option<String>,
     pub api_keys: ApiKeySettings,
-    pub issuers: Vec<jwt::Issuer>,
-    pub introspectors: Vec<introspection::Introspector>,
+    pub issuers: Vec<Rc<jwt::Issuer>>,
+    pub introspectors: Vec<Rc<introspection::Introspector>>,
 }
 
 /// How long API-key lookups are remembered by an isolate.

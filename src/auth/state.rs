@@ -2,8 +2,9 @@
 //! records, verified tokens, introspection results and JWKS documents.
 //!
 //! Token and introspection results depend on the issuer configuration that
-//! produced them, so they are dropped whenever a new config is loaded; key
-//! records and key sets do not depend on it and survive.
+//! produced them, so they are dropped whenever a new config is loaded (told
+//! apart by its generation number); key records and key sets do not depend
+//! on it and survive.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -35,7 +36,7 @@ pub struct AuthState {
     pub tokens: RefCell<TtlCache<[u8; 32], CachedToken>>,
     pub introspected: IntrospectionCache,
     pub jwks: JwksCache,
-    config_seen: Cell<usize>,
+    config_seen: Cell<u64>,
 }
 
 impl Default for AuthState {
@@ -51,11 +52,10 @@ impl Default for AuthState {
 }
 
 impl AuthState {
-    /// Note the config serving this request; results made under another
-    /// config are forgotten.
-    pub fn use_config<T>(&self, config: &Rc<T>) {
-        let marker = Rc::as_ptr(config) as *const () as usize;
-        if self.config_seen.replace(marker) != marker {
+    /// Note the config serving this request (by its generation); results
+    /// made under another config are forgotten.
+    pub fn use_config(&self, generation: u64) {
+        if self.config_seen.replace(generation) != generation {
             self.tokens.borrow_mut().clear();
             self.introspected.borrow_mut().clear();
         }

@@ -51,14 +51,16 @@ pub(crate) fn run(
 /// whether a route serves it.
 pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
     let mut lines = vec![format!("{method} {uri}")];
-    let outcome = route::match_route(config, method, uri, &HeaderMap::new()).and_then(|routed| {
-        let upstream = forward::upstream_uri(&routed, uri.query())?;
+    let outcome = route::find(config, method, uri, &HeaderMap::new()).and_then(|routed| {
+        let origin = routed.route.service.upstream.choose()?;
+        let upstream = forward::upstream_uri(&routed, origin, uri.query())?;
         Ok((routed, upstream))
     });
     let matched = outcome.is_ok();
     match outcome {
         Ok((routed, upstream)) => {
-            let spec = routed.spec;
+            let route = &routed.route;
+            let spec = &route.spec;
             let hosts = if spec.hosts.is_empty() {
                 "any".to_owned()
             } else {
@@ -66,7 +68,7 @@ pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
             };
             lines.push(format!(
                 "  route     {} (routes[{}])",
-                routed.route.id, routed.index
+                route.id, route.position
             ));
             lines.push(format!(
                 "  matches   path {}, methods {}, hosts {hosts}",
@@ -83,13 +85,10 @@ pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
             }
             lines.push(format!(
                 "  service   {} ({})",
-                routed.service.name, routed.service.origin
+                route.service.name, route.service.upstream
             ));
             lines.push(format!("  upstream  {method} {upstream}"));
-            lines.push(format!(
-                "  timeout   {} ms",
-                routed.route.timeout.as_millis()
-            ));
+            lines.push(format!("  timeout   {} ms", route.timeout.as_millis()));
         }
         Err(error) => {
             let kind = error.problem_type();

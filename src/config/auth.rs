@@ -19,12 +19,14 @@ use crate::auth::jwks::JwksSettings;
 use crate::auth::jwt::{Issuer, KeySource};
 use crate::auth::keys::{SUPPORTED_ALGORITHMS, VerifyingKey};
 use crate::auth::{ApiKeySettings, ApiKeySource, AuthSettings, Requirement, RouteAuth};
-use crate::phases::forward::is_hop_by_hop;
+use crate::http::is_hop_by_hop;
 
-/// Names of issuers and introspectors, for routes to refer to.
-pub(crate) struct AuthNames {
-    issuers: BTreeMap<String, usize>,
-    introspectors: BTreeMap<String, usize>,
+/// The checked `auth` section, with its issuers and introspectors by
+/// name for routes to refer to.
+pub(crate) struct CheckedAuth {
+    pub settings: AuthSettings,
+    issuers: BTreeMap<String, Rc<Issuer>>,
+    introspectors: BTreeMap<String, Rc<Introspector>>,
 }
 
 fn seconds(
@@ -81,10 +83,7 @@ fn http_url(text: &str, at: String, issues: &mut Issues) -> Option<Uri> {
     }
 }
 
-pub(crate) fn check_auth(
-    document: &AuthDocument,
-    issues: &mut Issues,
-) -> (AuthSettings, AuthNames) {
+pub(crate) fn check_auth(document: &AuthDocument, issues: &mut Issues) -> CheckedAuth {
     let mut settings = AuthSettings::default();
     if let Some(prefix) = &document.identity_header_prefix {
         let lower = prefix.to_ascii_lowercase();
@@ -124,10 +123,8 @@ pub(crate) fn check_auth(
             ),
         };
     }
-    let mut names = AuthNames {
-        issuers: BTreeMap::new(),
-        introspectors: BTreeMap::new(),
-    };
+    let mut issuers = BTreeMap::new();
+    let mut introspectors = BTreeMap::new();
     for (name, issuer) in &document.jwt {
         let at = format!("auth.jwt.{name}");
         if !is_name(name) {
@@ -135,7 +132,8 @@ pub(crate) fn check_auth(
             continue;
         }
         if let Some(issuer) = check_issuer(name, issuer, &at, issues) {
-            names.issuers.insert(name.clone(), settings.issuers.len());
+            let issuer = Rc::new(issuer);
+            issuers.insert(name.clone(), Rc::clone(&issuer));
             settings.issuers.push(issuer);
         }
     }
@@ -146,13 +144,16 @@ pub(crate) fn check_auth(
             continue;
         }
         if let Some(introspector) = check_introspector(name, introspector, &at, issues) {
-            names
-                .introspectors
-                .insert(name.clone(), settings.introspectors.len());
+            let introspector = Rc::new(introspector);
+            introspectors.insert(name.clone(), Rc::clone(&introspector));
             settings.introspectors.push(introspector);
         }
     }
-    (settings, names)
+    CheckedAuth {
+        settings,
+        issuers,
+        introspectors,
+    }
 }
 
 fn check_issuer(
@@ -179,7 +180,59 @@ fn check_issuer(
             );
         }
     }
-    let keys = match (&document.keys, &document.jwks_url) {
+    let keys = check_key_source(document, at, issues);
+    let leeway = seconds(
+        document.leeway_seconds,
+        60,
+        600,
+        format!("{at}.leeway_seconds"),
+        issues,
+    );
+    let max_token_bytes = match document.max_token_bytes {
+        None => 8192,
+        Some(bytes) if (256..=65_536).contains(&bytes) => bytes,
+        Some(bytes) => {
+            issues.push(
+                format!("{at}.max_token_bytes"),
+                format!("must be between 256 and 65536, got {bytes}"),
+            );
+            8192
+        }
+    };
+    let cache_ttl = seconds(
+        document.cache_seconds,
+        300,
+        86_400,
+        format!("{at}.cache_seconds"),
+        issues,
+    );
+    if issues.len() != before {
+        return None;
+    }
+    Some(Issuer {
+        name: name.to_owned(),
+        issuer: document.issuer.clone(),
+        audiences: document.audiences.clone().unwrap_or_default(),
+        algorithms: document.algorithms.clone(),
+        keys: keys?,
+        leeway,
+        required_claims: document
+            .required_claims
+            .clone()
+            .unwrap_or_else(|| vec!["exp".to_owned()]),
+        roles_claim: document.roles_claim.clone(),
+        scopes_claim: document
+            .scopes_claim
+            .clone()
+            .unwrap_or_else(|| "scope".to_owned()),
+        max_token_bytes,
+        cache_ttl,
+    })
+}
+
+/// Where an issuer's keys come from: listed in the config, or a JWKS URL.
+fn check_key_source(document: &IssuerDocument, at: &str, issues: &mut Issues) -> Option<KeySource> {
+    match (&document.keys, &document.jwks_url) {
         (Some(_), Some(_)) | (None, None) => {
             issues.push(at.to_owned(), "give either 'keys' or 'jwks_url'");
             None
@@ -248,54 +301,7 @@ fn check_issuer(
                 })
             })
         }
-    };
-    let leeway = seconds(
-        document.leeway_seconds,
-        60,
-        600,
-        format!("{at}.leeway_seconds"),
-        issues,
-    );
-    let max_token_bytes = match document.max_token_bytes {
-        None => 8192,
-        Some(bytes) if (256..=65_536).contains(&bytes) => bytes,
-        Some(bytes) => {
-            issues.push(
-                format!("{at}.max_token_bytes"),
-                format!("must be between 256 and 65536, got {bytes}"),
-            );
-            8192
-        }
-    };
-    let cache_ttl = seconds(
-        document.cache_seconds,
-        300,
-        86_400,
-        format!("{at}.cache_seconds"),
-        issues,
-    );
-    if issues.len() != before {
-        return None;
     }
-    Some(Issuer {
-        name: name.to_owned(),
-        issuer: document.issuer.clone(),
-        audiences: document.audiences.clone().unwrap_or_default(),
-        algorithms: document.algorithms.clone(),
-        keys: keys?,
-        leeway,
-        required_claims: document
-            .required_claims
-            .clone()
-            .unwrap_or_else(|| vec!["exp".to_owned()]),
-        roles_claim: document.roles_claim.clone(),
-        scopes_claim: document
-            .scopes_claim
-            .clone()
-            .unwrap_or_else(|| "scope".to_owned()),
-        max_token_bytes,
-        cache_ttl,
-    })
 }
 
 /// A key from config: a JWK, or `{"pem": "...", "kid": "..."}`.
@@ -397,7 +403,7 @@ fn requirement(
 pub(crate) fn check_route_auth(
     document: &RouteAuthDocument,
     at: &str,
-    names: &AuthNames,
+    checked: &CheckedAuth,
     issues: &mut Issues,
 ) -> Option<RouteAuth> {
     let before = issues.len();
@@ -431,14 +437,17 @@ pub(crate) fn check_route_auth(
             query: source.query.clone(),
         })
     });
-    let lookup = |list: &Option<Vec<String>>,
-                  index: &BTreeMap<String, usize>,
-                  field: &str,
-                  issues: &mut Issues| {
+    fn lookup<T>(
+        list: &Option<Vec<String>>,
+        by_name: &BTreeMap<String, Rc<T>>,
+        at: &str,
+        field: &str,
+        issues: &mut Issues,
+    ) -> Vec<Rc<T>> {
         let mut found = Vec::new();
         for (position, name) in list.iter().flatten().enumerate() {
-            match index.get(name) {
-                Some(&i) => found.push(i),
+            match by_name.get(name) {
+                Some(entry) => found.push(Rc::clone(entry)),
                 None => issues.push(
                     format!("{at}.auth.{field}[{position}]"),
                     format!("no usable auth.{field} entry named '{name}'"),
@@ -446,11 +455,12 @@ pub(crate) fn check_route_auth(
             }
         }
         found
-    };
-    let jwt = lookup(&document.jwt, &names.issuers, "jwt", issues);
+    }
+    let jwt = lookup(&document.jwt, &checked.issuers, at, "jwt", issues);
     let introspection = lookup(
         &document.introspection,
-        &names.introspectors,
+        &checked.introspectors,
+        at,
         "introspection",
         issues,
     );

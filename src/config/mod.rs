@@ -2,32 +2,35 @@
 //!
 //! People write JSON ([`wire`], described by `docs/config.schema.json`);
 //! [`Config::from_json`] checks it once and turns it into domain types the
-//! request path can trust without re-checking. [`source::ConfigSource`]
-//! keeps the current config per isolate, refreshes it from KV, and never
-//! lets a refused document replace the last good one.
+//! request path can trust without re-checking: every reference (a route's
+//! service, its issuers and introspectors, the CORS policy that applies to
+//! it) is resolved to a shared handle, and names and keys the request path
+//! needs are built here, not per request. [`source::ConfigSource`] keeps
+//! the current config per isolate, refreshes it from KV, and never lets a
+//! refused document replace the last good one.
 //!
 //! Nothing here may do I/O except through the platform seam, and nothing
 //! after `from_json` may find the config invalid.
 
-use std::collections::{BTreeMap, HashSet};
-use std::fmt;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use http::HeaderName;
-use http::uri::{Authority, Scheme, Uri};
 
 use crate::auth::{AuthSettings, RouteAuth};
-use crate::phases::forward::is_hop_by_hop;
+use crate::cors::{CorsPolicy, RouteCors};
 use crate::ratelimit::RouteRateLimit;
-use crate::routing::path::normalize_escapes;
-use crate::routing::{
-    HostPattern, MethodSet, PathPattern, PathTransform, RouteConflict, RouteSpec, RouteTable,
-};
+use crate::routing::{PathTransform, RouteSpec, RouteTable};
+use crate::upstream::Upstream;
 
 mod auth;
+mod cors;
 pub mod duration;
 pub mod error;
 mod rate_limit;
+mod routes;
+mod services;
 pub mod source;
 pub mod wire;
 
@@ -42,21 +45,30 @@ pub const CONFIG_KEY: &str = "config";
 
 const DEFAULT_REFRESH_SECONDS: u64 = 10;
 const MAX_REFRESH_SECONDS: u64 = 3600;
-const DEFAULT_TIMEOUT_MS: u64 = 30_000;
-const MAX_TIMEOUT_MS: u64 = 600_000;
 const MAX_NAME_LEN: usize = 64;
+
+/// Numbers every loaded config, so caches made under one config can tell
+/// when another has replaced it (an address could be reused; this cannot).
+static GENERATIONS: AtomicU64 = AtomicU64::new(1);
 
 /// A validated configuration.
 #[derive(Debug)]
 pub struct Config {
+    /// Unique per load in this isolate; never reused.
+    pub generation: u64,
     pub settings: Settings,
+    pub log: LogSettings,
     pub auth: AuthSettings,
     /// Name of the Worker secret guarding the operators' API; `None`: off.
     pub admin_token_secret: Option<String>,
-    pub services: Vec<Service>,
-    /// In document order; `table` indexes the same routes.
-    pub routes: Vec<Route>,
-    pub table: RouteTable,
+    /// The config-wide CORS policy: the default of routes that do not set
+    /// their own, and the policy of responses no route matched.
+    pub cors: Option<Rc<CorsPolicy>>,
+    /// By name.
+    pub services: Vec<Rc<Service>>,
+    /// In document order.
+    pub routes: Vec<Rc<Route>>,
+    pub table: RouteTable<Rc<Route>>,
 }
 
 /// Gateway-wide settings.
@@ -81,59 +93,51 @@ impl Default for Settings {
     }
 }
 
+/// Which requests get an access-log line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LogSettings {
+    /// Share of successful requests logged, 0 to 1. Errors and refusals
+    /// (every status from 400 on) are always logged.
+    pub sample_rate: f64,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings { sample_rate: 1.0 }
+    }
+}
+
 /// An upstream service.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Service {
     pub name: String,
-    pub origin: Origin,
+    pub upstream: Upstream,
     pub timeout: Duration,
 }
 
-/// Where a service lives: scheme, authority and an optional base path that
-/// is put in front of every upstream path.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Origin {
-    pub scheme: Scheme,
-    pub authority: Authority,
-    /// Empty, or a path without a trailing `/` (`/v1`).
-    pub base_path: String,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
-    }
-}
-
-/// A route, beyond what routing needs (see [`RouteTable::specs`]).
+/// A route, with every reference resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Route {
     pub id: String,
-    /// Index into [`Config::services`].
-    pub service: usize,
+    /// Its place in the document (for messages, never for lookups).
+    pub position: usize,
+    /// What routing matches on.
+    pub spec: RouteSpec,
+    pub service: Rc<Service>,
     pub transform: PathTransform,
     pub timeout: Duration,
     /// `None`: a public route.
     pub auth: Option<RouteAuth>,
     pub rate_limit: Option<RouteRateLimit>,
+    /// The route's own CORS policy, else the config-wide one; `None`: off.
+    pub cors: Option<RouteCors>,
 }
 
 impl Config {
     /// Parse and check a configuration document. Every issue found is
     /// reported, each with its JSON path.
     pub fn from_json(text: &str) -> Result<Config, ConfigError> {
-        let document: wire::ConfigDocument = {
-            let mut deserializer = serde_json::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-                let path = err.path().to_string();
-                let path = if path == "." {
-                    "(document)".to_owned()
-                } else {
-                    path
-                };
-                ConfigError::single(path, err.into_inner().to_string())
-            })?
-        };
+        let document: wire::ConfigDocument = wire::parse(text, "")?;
         Config::from_document(document)
     }
 
@@ -150,82 +154,42 @@ impl Config {
         }
         let mut issues = Issues::default();
         let settings = check_settings(&document.settings, &mut issues);
-        let (auth, auth_names) = auth::check_auth(&document.auth, &mut issues);
-        let admin_token_secret = document.admin.as_ref().and_then(|admin| {
-            if auth::is_secret_name(&admin.token_secret) {
-                Some(admin.token_secret.clone())
-            } else {
-                issues.push(
-                    "admin.token_secret",
-                    format!("'{}' is not a Worker secret name: give the name of the secret, not its value", admin.token_secret),
-                );
-                None
-            }
-        });
-        let (services, service_index) = check_services(&document.services, &mut issues);
-
-        let mut routes = Vec::with_capacity(document.routes.len());
-        let mut specs = Vec::with_capacity(document.routes.len());
-        let mut ids = HashSet::new();
-        for (index, route) in document.routes.iter().enumerate() {
-            let at = format!("routes[{index}]");
-            if !is_name(&route.id) {
-                issues.push(format!("{at}.id"), NAME_RULE);
-            } else if !ids.insert(route.id.as_str()) {
-                issues.push(
-                    format!("{at}.id"),
-                    format!("'{}' is already the id of an earlier route", route.id),
-                );
-            }
-            if let Some((spec, checked)) = check_route(
-                route,
-                &at,
-                &services,
-                &service_index,
-                &document.services,
-                &auth_names,
-                &mut issues,
-            ) {
-                specs.push(spec);
-                routes.push(checked);
-            }
-        }
+        let log = check_log(document.log.as_ref(), &mut issues);
+        let auth = auth::check_auth(&document.auth, &mut issues);
+        let admin_token_secret = check_admin(document.admin.as_ref(), &mut issues);
+        let cors = document
+            .cors
+            .as_ref()
+            .and_then(|policy| cors::check_policy(policy, "cors", &mut issues))
+            .map(Rc::new);
+        let services = services::check_services(&document.services, &mut issues);
+        let context = routes::Context {
+            services: &services,
+            declared_services: &document.services,
+            auth: &auth,
+            cors: cors.as_ref(),
+        };
+        let routes = routes::check_routes(&document.routes, &context, &mut issues);
         if !issues.is_empty() {
             return Err(issues.into_error());
         }
-
-        let table = RouteTable::build(specs).map_err(|conflicts| {
-            let mut issues = Issues::default();
-            for RouteConflict {
-                first,
-                second,
-                host,
-            } in conflicts
-            {
-                let host = host.map_or_else(|| "no host condition".to_owned(), |h| format!("host '{h}'"));
-                issues.push(
-                    format!("routes[{second}]"),
-                    format!(
-                        "ties with route '{}' (routes[{first}]): same {host}, same path pattern and overlapping methods; make one more specific or merge them",
-                        routes[first].id
-                    ),
-                );
-            }
-            issues.into_error()
-        })?;
+        let table = routes::build_table(&routes)?;
         Ok(Config {
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
             settings,
-            auth,
+            log,
+            auth: auth.settings,
             admin_token_secret,
-            services,
+            cors,
+            services: services.into_values().collect(),
             routes,
             table,
         })
     }
 
-    /// The routing view of route `index`.
-    pub fn spec(&self, index: usize) -> &RouteSpec {
-        &self.table.specs()[index]
+    /// The service named `name`.
+    pub fn service(&self, name: &str) -> Option<&Rc<Service>> {
+        self.services.iter().find(|service| service.name == name)
     }
 }
 
@@ -253,10 +217,16 @@ fn check_settings(document: &wire::SettingsDocument, issues: &mut Issues) -> Set
     }
     if let Some(name) = &document.request_id_header {
         match HeaderName::from_bytes(name.as_bytes()) {
-            Ok(header) if is_hop_by_hop(&header) || header == http::header::HOST => issues.push(
-                "settings.request_id_header",
-                format!("'{name}' is a header the gateway manages itself"),
-            ),
+            Ok(header)
+                if crate::http::is_hop_by_hop(&header)
+                    || header == http::header::HOST
+                    || header == crate::observe::trace::TRACEPARENT =>
+            {
+                issues.push(
+                    "settings.request_id_header",
+                    format!("'{name}' is a header the gateway manages itself"),
+                )
+            }
             Ok(header) => settings.request_id_header = header,
             Err(_) => issues.push(
                 "settings.request_id_header",
@@ -270,200 +240,33 @@ fn check_settings(document: &wire::SettingsDocument, issues: &mut Issues) -> Set
     settings
 }
 
-fn check_timeout(
-    value: Option<u64>,
-    default: Duration,
-    at: String,
-    issues: &mut Issues,
-) -> Duration {
-    match value {
-        None => default,
-        Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Duration::from_millis(ms),
-        Some(ms) => {
-            issues.push(
-                at,
-                format!("must be between 1 and {MAX_TIMEOUT_MS} milliseconds, got {ms}"),
-            );
-            default
-        }
-    }
-}
-
-fn check_services(
-    document: &BTreeMap<String, wire::ServiceDocument>,
-    issues: &mut Issues,
-) -> (Vec<Service>, BTreeMap<String, usize>) {
-    let mut services = Vec::new();
-    let mut index = BTreeMap::new();
-    for (name, service) in document {
-        let at = format!("services.{name}");
-        if !is_name(name) {
-            issues.push(at.clone(), format!("the service name {NAME_RULE}"));
-            continue;
-        }
-        let timeout = check_timeout(
-            service.timeout_ms,
-            Duration::from_millis(DEFAULT_TIMEOUT_MS),
-            format!("{at}.timeout_ms"),
-            issues,
-        );
-        match parse_origin(&service.url) {
-            Ok(origin) => {
-                index.insert(name.clone(), services.len());
-                services.push(Service {
-                    name: name.clone(),
-                    origin,
-                    timeout,
-                });
-            }
-            Err(reason) => issues.push(format!("{at}.url"), reason),
-        }
-    }
-    (services, index)
-}
-
-fn parse_origin(url: &str) -> Result<Origin, String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|_| format!("'{url}' is not an absolute http:// or https:// URL"))?;
-    let scheme = match uri.scheme_str() {
-        Some("http") => Scheme::HTTP,
-        Some("https") => Scheme::HTTPS,
-        _ => return Err(format!("'{url}' must start with http:// or https://")),
-    };
-    let authority = uri
-        .authority()
-        .cloned()
-        .ok_or_else(|| format!("'{url}' has no host"))?;
-    if authority.as_str().contains('@') {
-        return Err("credentials in the URL are not allowed".to_owned());
-    }
-    if authority.host().is_empty() {
-        return Err(format!("'{url}' has no host"));
-    }
-    if uri.query().is_some() || url.contains('#') {
-        return Err(
-            "a service URL has no query string or fragment; the client's query is forwarded"
-                .to_owned(),
-        );
-    }
-    let base_path = normalize_escapes(uri.path())
-        .map_err(|e| format!("the base path is invalid: {e}"))?
-        .trim_end_matches('/')
-        .to_owned();
-    Ok(Origin {
-        scheme,
-        authority,
-        base_path,
-    })
-}
-
-fn check_route(
-    route: &wire::RouteDocument,
-    at: &str,
-    services: &[Service],
-    service_index: &BTreeMap<String, usize>,
-    declared_services: &BTreeMap<String, wire::ServiceDocument>,
-    auth_names: &auth::AuthNames,
-    issues: &mut Issues,
-) -> Option<(RouteSpec, Route)> {
-    let before = issues.len();
-    let path = PathPattern::parse(&route.path)
-        .map_err(|e| issues.push(format!("{at}.path"), format!("'{}': {e}", route.path)))
-        .ok();
-    let methods = match &route.methods {
-        None => Some(MethodSet::Any),
-        Some(names) => MethodSet::parse(names)
-            .map_err(|e| issues.push(format!("{at}.methods"), e))
-            .ok(),
-    };
-    let mut hosts = Vec::new();
-    for (index, text) in route.hosts.iter().flatten().enumerate() {
-        match HostPattern::parse(text) {
-            Ok(host) if hosts.contains(&host) => issues.push(
-                format!("{at}.hosts[{index}]"),
-                format!("'{text}' is listed twice"),
-            ),
-            Ok(host) => hosts.push(host),
-            Err(e) => issues.push(format!("{at}.hosts[{index}]"), format!("'{text}': {e}")),
-        }
-    }
-    if route.hosts.as_ref().is_some_and(Vec::is_empty) {
-        issues.push(
-            format!("{at}.hosts"),
-            "the list is empty; leave 'hosts' out to match any host",
-        );
-    }
-    let service = service_index.get(&route.service).copied();
-    if service.is_none() {
-        let reason = if declared_services.contains_key(&route.service) {
-            format!(
-                "service '{}' is not usable (see services.{})",
-                route.service, route.service
-            )
+fn check_log(document: Option<&wire::LogDocument>, issues: &mut Issues) -> LogSettings {
+    let mut log = LogSettings::default();
+    if let Some(rate) = document.and_then(|d| d.sample_rate) {
+        if (0.0..=1.0).contains(&rate) {
+            log.sample_rate = rate;
         } else {
-            format!("no service named '{}' in 'services'", route.service)
-        };
-        issues.push(format!("{at}.service"), reason);
-    }
-    let service_timeout = service.map_or(Duration::ZERO, |index| services[index].timeout);
-    let timeout = check_timeout(
-        route.timeout_ms,
-        service_timeout,
-        format!("{at}.timeout_ms"),
-        issues,
-    );
-    let transform = match (&route.strip_prefix, &route.rewrite, &path) {
-        (Some(_), Some(_), _) => {
             issues.push(
-                at.to_owned(),
-                "'strip_prefix' and 'rewrite' cannot both be set",
+                "log.sample_rate",
+                format!("must be between 0 and 1, got {rate}"),
             );
-            None
         }
-        (Some(prefix), None, Some(pattern)) => PathTransform::strip_prefix(prefix, pattern)
-            .map_err(|e| issues.push(format!("{at}.strip_prefix"), e))
-            .ok(),
-        (None, Some(template), Some(pattern)) => PathTransform::template(template, pattern)
-            .map_err(|e| issues.push(format!("{at}.rewrite"), format!("'{template}' {e}")))
-            .ok(),
-        (None, None, _) => Some(PathTransform::Keep),
-        (_, _, None) => None,
-    };
-    let route_auth = route
-        .auth
-        .as_ref()
-        .map(|document| auth::check_route_auth(document, at, auth_names, issues));
-    let route_limits = route
-        .rate_limit
-        .as_ref()
-        .map(|document| rate_limit::check_rate_limit(document, at, route.auth.is_some(), issues));
-    if issues.len() != before {
-        return None;
     }
-    let (path, methods, service, transform) = (path?, methods?, service?, transform?);
-    let auth = match route_auth {
-        Some(checked) => Some(checked?),
-        None => None,
-    };
-    let rate_limit = match route_limits {
-        Some(checked) => Some(checked?),
-        None => None,
-    };
-    Some((
-        RouteSpec {
-            id: route.id.clone(),
-            hosts,
-            path,
-            methods,
-        },
-        Route {
-            id: route.id.clone(),
-            service,
-            transform,
-            timeout,
-            auth,
-            rate_limit,
-        },
-    ))
+    log
+}
+
+fn check_admin(document: Option<&wire::AdminDocument>, issues: &mut Issues) -> Option<String> {
+    let admin = document?;
+    if auth::is_secret_name(&admin.token_secret) {
+        Some(admin.token_secret.clone())
+    } else {
+        issues.push(
+            "admin.token_secret",
+            format!(
+                "'{}' is not a Worker secret name: give the name of the secret, not its value",
+                admin.token_secret
+            ),
+        );
+        None
+    }
 }

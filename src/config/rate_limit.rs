@@ -102,7 +102,12 @@ fn check_policy(
         );
     }
     for (index, part) in document.scope.iter().enumerate() {
-        if document.scope[..index].contains(part) {
+        if document
+            .scope
+            .iter()
+            .take(index)
+            .any(|earlier| earlier == part)
+        {
             issues.push(format!("{at}.scope[{index}]"), "is listed twice");
         }
         if matches!(part, ScopePart::Key | ScopePart::User) && !authenticated {
@@ -141,18 +146,18 @@ fn check_policy(
     if issues.len() != before {
         return None;
     }
-    Some(Policy {
-        lease,
-        name: document.name.clone(),
-        quota: Quota {
+    Some(Policy::new(
+        &document.name,
+        Quota {
             algorithm,
             limit: document.limit,
             period_ms: u64::try_from(period.as_millis()).unwrap_or(u64::MAX),
             burst,
         },
-        scope: document.scope.clone(),
+        document.scope.clone(),
         cost,
-    })
+        lease,
+    ))
 }
 
 pub(crate) fn check_rate_limit(
@@ -184,13 +189,9 @@ pub(crate) fn check_rate_limit(
             "give a 'plan' or at least one policy in 'policies'",
         );
     }
-    let mut names: Vec<&str> = plan
-        .iter()
-        .chain(&policies)
-        .map(|p| p.name.as_str())
-        .collect();
+    let mut names: Vec<&str> = plan.iter().chain(&policies).map(|p| &*p.name).collect();
     names.sort_unstable();
-    if names.windows(2).any(|pair| pair[0] == pair[1]) {
+    if names.windows(2).any(|pair| pair.first() == pair.last()) {
         issues.push(at.clone(), "policy names must be unique within a route");
     }
     let headers = document.headers.as_ref();

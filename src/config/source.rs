@@ -13,7 +13,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use super::{CONFIG_KEY, Config};
-use crate::events::Event;
+use crate::observe::events::Event;
 use crate::platform::{Clock, KvNamespace, KvStore, LogSink, UnixMillis};
 
 /// Why no configuration is available.

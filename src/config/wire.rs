@@ -8,6 +8,34 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::ConfigError;
+
+/// Deserialise `text`, reporting a failure at its JSON path (under `at`).
+pub(crate) fn parse<T: DeserializeOwned>(text: &str, at: &str) -> Result<T, ConfigError> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| located(err, at))
+}
+
+/// Deserialise a JSON value found at `at`, reporting a failure at its path.
+pub(crate) fn from_value<T: DeserializeOwned>(
+    value: &serde_json::Value,
+    at: &str,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|err| located(err, at))
+}
+
+fn located(err: serde_path_to_error::Error<serde_json::Error>, at: &str) -> ConfigError {
+    let inner = err.path().to_string();
+    let path = match (at.is_empty(), inner == ".") {
+        (true, true) => "(document)".to_owned(),
+        (true, false) => inner,
+        (false, true) => at.to_owned(),
+        (false, false) => format!("{at}.{inner}"),
+    };
+    ConfigError::single(path, err.into_inner().to_string())
+}
 
 /// The whole document stored under the `config` key of the `CONFIG`
 /// namespace.
@@ -23,8 +51,36 @@ pub struct ConfigDocument {
     #[serde(default)]
     pub auth: AuthDocument,
     pub admin: Option<AdminDocument>,
+    /// The config-wide CORS policy (routes may set their own or `false`).
+    pub cors: Option<CorsDocument>,
+    pub log: Option<LogDocument>,
     pub services: BTreeMap<String, ServiceDocument>,
     pub routes: Vec<RouteDocument>,
+}
+
+/// Which requests are logged.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogDocument {
+    /// Share of successful requests logged (errors always are).
+    pub sample_rate: Option<f64>,
+}
+
+/// A CORS policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsDocument {
+    /// Exact origins, `https://*.example.com` patterns, or `["*"]`.
+    pub origins: Vec<String>,
+    /// Default: the route's methods.
+    pub methods: Option<Vec<String>>,
+    /// Request headers scripts may send; `["*"]`: whatever they ask for.
+    pub headers: Option<Vec<String>>,
+    /// Response headers scripts may read.
+    pub expose_headers: Option<Vec<String>>,
+    pub max_age_seconds: Option<u64>,
+    pub credentials: Option<bool>,
+    pub pass_through_preflight: Option<bool>,
 }
 
 /// The operators' API under `/__portico/` (off unless configured).
@@ -63,6 +119,10 @@ pub struct RouteDocument {
     pub timeout_ms: Option<u64>,
     pub auth: Option<RouteAuthDocument>,
     pub rate_limit: Option<RateLimitDocument>,
+    /// A [`CorsDocument`], or `false` to turn the config-wide policy off
+    /// for this route. Kept as JSON here so a mistake inside the policy is
+    /// reported at its own path.
+    pub cors: Option<serde_json::Value>,
 }
 
 /// A route's rate limits.

@@ -2,12 +2,14 @@
 //! calling from the credentials it accepts; any one accepted method that
 //! verifies is enough.
 //!
-//! Returns the identity, or ends the request: 401 with a
-//! `WWW-Authenticate` challenge per accepted scheme (`error="invalid_token"`
-//! on a bad bearer token, `error="invalid_key"` on a bad API key) when
-//! nothing verified, or 503 when a credential could not be checked because
-//! KV, a JWKS or an introspection endpoint is unreachable. It fails
-//! closed: it never lets a request through that it could not check.
+//! Sets the identity in the context, or ends the request: 401 with a
+//! `WWW-Authenticate` challenge per accepted scheme
+//! (`error="invalid_token"` on a bad bearer token, `error="invalid_key"`
+//! on a bad API key) when nothing verified, or 503 when a credential could
+//! not be checked because KV, a JWKS or an introspection endpoint is
+//! unreachable. It fails closed: it never lets a request through that it
+//! could not check. Public routes and passed-through CORS preflights skip
+//! it.
 
 use http::HeaderMap;
 
@@ -15,7 +17,9 @@ use crate::auth::{
     AuthFailure, AuthSettings, AuthState, Identity, RouteAuth, api_key, credentials, introspection,
     jwt,
 };
+use crate::config::Config;
 use crate::error::GatewayError;
+use crate::pipeline::{Flow, RequestCtx};
 use crate::platform::{Clock, HttpClient, KvStore, LogSink, Secrets};
 
 const REALM: &str = "portico";
@@ -24,6 +28,41 @@ const REALM: &str = "portico";
 enum Scheme {
     ApiKey,
     Bearer,
+}
+
+/// Authenticate the request if its route asks for it.
+pub async fn run<P, S>(
+    platform: &P,
+    state: &AuthState,
+    config: &Config,
+    ctx: &mut RequestCtx<S>,
+) -> Result<Flow<S>, GatewayError>
+where
+    P: Clock + KvStore + HttpClient + LogSink + Secrets,
+{
+    let Some(routed) = &ctx.route else {
+        return Ok(Flow::Continue);
+    };
+    let Some(policy) = &routed.route.auth else {
+        return Ok(Flow::Continue);
+    };
+    if ctx.preflight.is_some() {
+        return Ok(Flow::Continue);
+    }
+    state.use_config(config.generation);
+    let started = platform.now();
+    let verdict = authenticate(
+        platform,
+        state,
+        &config.auth,
+        policy,
+        &ctx.headers,
+        ctx.uri.query(),
+    )
+    .await;
+    ctx.timings.auth = Some(platform.now().millis_since(started));
+    ctx.identity = Some(verdict?);
+    Ok(Flow::Continue)
 }
 
 /// Verify the request's credentials against `policy`.
@@ -40,7 +79,6 @@ where
 {
     let presented = credentials::extract(headers, query, policy);
     let mut failures: Vec<(Scheme, AuthFailure)> = Vec::new();
-
     if let Some(key) = &presented.api_key {
         match api_key::verify(platform, &state.api_keys, &settings.api_keys, key).await {
             Ok(identity) => return Ok(identity),
@@ -48,59 +86,77 @@ where
         }
     }
     if let Some(token) = &presented.bearer {
-        let issuers: Vec<&jwt::Issuer> = policy
-            .jwt
-            .iter()
-            .filter_map(|&index| settings.issuers.get(index))
-            .collect();
-        if !issuers.is_empty() && jwt::looks_like_jwt(token) {
-            match jwt::verify(platform, state, &issuers, token).await {
-                Ok(identity) => return Ok(identity),
-                Err(failure) => failures.push((Scheme::Bearer, failure)),
-            }
-        }
-        let introspectors: Vec<&introspection::Introspector> = policy
-            .introspection
-            .iter()
-            .filter_map(|&index| settings.introspectors.get(index))
-            .collect();
-        if !introspectors.is_empty() {
-            match introspection::introspect(platform, state, &introspectors, token).await {
-                Ok(identity) => return Ok(identity),
-                Err(failure) => failures.push((Scheme::Bearer, failure)),
-            }
-        }
-        if issuers.is_empty() && introspectors.is_empty() {
-            failures.push((
-                Scheme::Bearer,
-                AuthFailure::Invalid("bearer token on a route without token auth".into()),
-            ));
-        } else if !jwt::looks_like_jwt(token) && introspectors.is_empty() {
-            failures.push((
-                Scheme::Bearer,
-                AuthFailure::Invalid("bearer token is not a JWT".into()),
-            ));
+        match verify_bearer(platform, state, policy, token).await {
+            Ok(identity) => return Ok(identity),
+            Err(mut more) => failures.append(&mut more),
         }
     }
     if presented.malformed {
-        let scheme =
-            if policy.api_key.is_some() && policy.jwt.is_empty() && policy.introspection.is_empty()
-            {
-                Scheme::ApiKey
-            } else {
-                Scheme::Bearer
-            };
+        failures.push((malformed_scheme(policy), malformed()));
+    }
+    Err(refusal(policy, failures))
+}
+
+/// A bearer token, checked as a JWT and then by introspection, as the
+/// route accepts them.
+async fn verify_bearer<P>(
+    platform: &P,
+    state: &AuthState,
+    policy: &RouteAuth,
+    token: &str,
+) -> Result<Identity, Vec<(Scheme, AuthFailure)>>
+where
+    P: Clock + HttpClient + LogSink + Secrets,
+{
+    let mut failures = Vec::new();
+    let is_jwt = jwt::looks_like_jwt(token);
+    if !policy.jwt.is_empty() && is_jwt {
+        match jwt::verify(platform, state, &policy.jwt, token).await {
+            Ok(identity) => return Ok(identity),
+            Err(failure) => failures.push((Scheme::Bearer, failure)),
+        }
+    }
+    if !policy.introspection.is_empty() {
+        match introspection::introspect(platform, state, &policy.introspection, token).await {
+            Ok(identity) => return Ok(identity),
+            Err(failure) => failures.push((Scheme::Bearer, failure)),
+        }
+    }
+    if policy.jwt.is_empty() && policy.introspection.is_empty() {
         failures.push((
-            scheme,
-            AuthFailure::Invalid("credentials are malformed or given twice".into()),
+            Scheme::Bearer,
+            AuthFailure::Invalid("bearer token on a route without token auth".into()),
+        ));
+    } else if !is_jwt && policy.introspection.is_empty() {
+        failures.push((
+            Scheme::Bearer,
+            AuthFailure::Invalid("bearer token is not a JWT".into()),
         ));
     }
+    Err(failures)
+}
 
+fn malformed() -> AuthFailure {
+    AuthFailure::Invalid("credentials are malformed or given twice".into())
+}
+
+/// Which challenge a malformed credential is reported under.
+fn malformed_scheme(policy: &RouteAuth) -> Scheme {
+    if policy.api_key.is_some() && policy.jwt.is_empty() && policy.introspection.is_empty() {
+        Scheme::ApiKey
+    } else {
+        Scheme::Bearer
+    }
+}
+
+/// The error for a request nothing verified: 503 if a check could not be
+/// made, else 401 with one challenge per accepted scheme.
+fn refusal(policy: &RouteAuth, failures: Vec<(Scheme, AuthFailure)>) -> GatewayError {
     if let Some((_, AuthFailure::Unavailable(reason))) = failures
         .iter()
         .find(|(_, f)| matches!(f, AuthFailure::Unavailable(_)))
     {
-        return Err(GatewayError::AuthUnavailable(reason.clone()));
+        return GatewayError::AuthUnavailable(reason.clone());
     }
     let invalid = !failures.is_empty();
     let reason = if invalid {
@@ -115,7 +171,15 @@ where
     } else {
         "no credentials".to_owned()
     };
-    let failed = |scheme: Scheme| failures.iter().any(|(s, _)| *s == scheme);
+    GatewayError::Unauthenticated {
+        challenges: challenges(policy, |scheme| failures.iter().any(|(s, _)| *s == scheme)),
+        invalid,
+        reason,
+    }
+}
+
+/// One `WWW-Authenticate` challenge per scheme the route accepts.
+fn challenges(policy: &RouteAuth, failed: impl Fn(Scheme) -> bool) -> Vec<String> {
     let mut challenges = Vec::new();
     if let Some(source) = &policy.api_key {
         let mut challenge = format!("ApiKey realm=\"{REALM}\", header=\"{}\"", source.header);
@@ -134,9 +198,5 @@ where
         }
         challenges.push(challenge);
     }
-    Err(GatewayError::Unauthenticated {
-        challenges,
-        invalid,
-        reason,
-    })
+    challenges
 }

@@ -4,6 +4,18 @@
 
 use crate::auth::{AuthMethod, Identity, RouteAuth};
 use crate::error::GatewayError;
+use crate::pipeline::{Flow, RequestCtx};
+
+/// Check the authenticated caller against the route's requirements.
+pub fn run<S>(ctx: &mut RequestCtx<S>) -> Result<Flow<S>, GatewayError> {
+    let (Some(routed), Some(identity)) = (&ctx.route, &ctx.identity) else {
+        return Ok(Flow::Continue);
+    };
+    if let Some(policy) = &routed.route.auth {
+        authorize(policy, identity)?;
+    }
+    Ok(Flow::Continue)
+}
 
 /// Check `identity` against the route's requirements.
 pub fn authorize(policy: &RouteAuth, identity: &Identity) -> Result<(), GatewayError> {

@@ -9,7 +9,9 @@
 //!   gateway is the edge, so by default client-sent copies of these (and
 //!   `Forwarded`, `X-Real-IP`, any other `X-Forwarded-*`) are dropped, not
 //!   believed; with `trust_forwarded_headers` they are kept and extended.
-//! - The request id header carries the id chosen for this request.
+//! - The request id header carries the id chosen for this request, and
+//!   `traceparent` the trace with the gateway's span as the parent;
+//!   `tracestate` passes untouched.
 //! - Client-sent copies of the identity headers are always dropped; the
 //!   verified identity, and its signature when a signing secret is set,
 //!   are written (see [`crate::auth::identity`]). Unless the route says
@@ -18,83 +20,71 @@
 //!
 //! The body is never read here.
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 
 use crate::auth::identity::IdentityHeaderNames;
 use crate::auth::{Identity, RouteAuth, credentials, identity};
-use crate::config::Settings;
+use crate::body::Body;
+use crate::config::{Config, Settings};
 use crate::error::GatewayError;
-use crate::phases::route::Routed;
+use crate::http::strip_hop_by_hop;
+use crate::observe::trace::TRACEPARENT;
+use crate::pipeline::{ClientInfo, RequestCtx, Routed};
+use crate::platform::{Clock, Secrets};
+use crate::upstream::Origin;
 
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// The request the upstream receives for this request, sent to `origin`.
+/// Takes the request body out of the context.
+pub fn build<P, S>(
+    platform: &P,
+    config: &Config,
+    ctx: &mut RequestCtx<S>,
+    origin: &Origin,
+) -> Result<http::Request<Body<S>>, GatewayError>
+where
+    P: Clock + Secrets,
+{
+    let routed = ctx
+        .route
+        .as_ref()
+        .ok_or_else(|| GatewayError::Internal("forwarding an unrouted request".to_owned()))?;
+    let policy = routed.route.auth.as_ref();
+    let signing_secret = match &config.auth.signing_secret {
+        Some(name) => Some(platform.secret(name).ok_or_else(|| {
+            GatewayError::Internal(format!("the signing secret {name} is not set"))
+        })?),
+        None => None,
+    };
+    let query = upstream_query(ctx.uri.query(), policy);
+    let uri = upstream_uri(routed, origin, query.as_deref())?;
+    let mut headers =
+        upstream_headers(&ctx.headers, &ctx.client, &config.settings, &ctx.request_id);
+    headers.insert(TRACEPARENT, ctx.trace.traceparent());
+    set_identity_headers(
+        &mut headers,
+        &ctx.method,
+        &uri,
+        &IdentityHeaders {
+            names: &config.auth.identity_headers,
+            policy,
+            identity: ctx.identity.as_ref(),
+            signing: signing_secret
+                .as_deref()
+                .map(|secret| (secret.as_bytes(), platform.now().as_secs())),
+        },
+    );
+    let mut outbound = http::Request::new(std::mem::take(&mut ctx.body));
+    *outbound.method_mut() = ctx.method.clone();
+    *outbound.uri_mut() = uri;
+    *outbound.headers_mut() = headers;
+    Ok(outbound)
+}
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-
-/// Whether `name` is a hop-by-hop header that no proxy may forward.
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
-}
-
-/// Remove hop-by-hop headers and every header `Connection` lists.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let listed: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in listed {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
-}
-
-/// What the gateway knows about the client connection.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    /// The connecting address, as the runtime reports it.
-    pub ip: Option<IpAddr>,
-    /// `http` or `https`, as the client connected.
-    pub scheme: Option<String>,
-    /// The authority the client asked for, port included.
-    pub host: Option<String>,
-}
-
-impl ClientInfo {
-    /// Scheme and host from the request URL (or `Host` header).
-    pub fn from_request(uri: &Uri, headers: &HeaderMap, ip: Option<IpAddr>) -> ClientInfo {
-        let host = uri.authority().map(|a| a.as_str().to_owned()).or_else(|| {
-            headers
-                .get(header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        });
-        ClientInfo {
-            ip,
-            scheme: uri.scheme_str().map(str::to_owned),
-            host,
-        }
-    }
-}
 
 /// Set the `X-Forwarded-*` headers for the upstream.
 pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientInfo, trust_client: bool) {
@@ -160,12 +150,18 @@ fn set_unless_kept(headers: &mut HeaderMap, name: HeaderName, value: Option<&str
     }
 }
 
-/// The upstream URL for a routed request.
-pub fn upstream_uri(routed: &Routed<'_>, query: Option<&str>) -> Result<Uri, GatewayError> {
-    let origin = &routed.service.origin;
-    let mut path = String::with_capacity(origin.base_path.len() + routed.path.as_str().len() + 1);
+/// The upstream URL for a routed request sent to `origin`.
+pub fn upstream_uri(
+    routed: &Routed,
+    origin: &Origin,
+    query: Option<&str>,
+) -> Result<Uri, GatewayError> {
+    let upstream_path = routed.upstream_path();
+    let mut path = String::with_capacity(
+        origin.base_path.len() + upstream_path.len() + query.map_or(0, |q| q.len() + 1),
+    );
     path.push_str(&origin.base_path);
-    path.push_str(&routed.upstream_path());
+    path.push_str(&upstream_path);
     if let Some(query) = query {
         path.push('?');
         path.push_str(query);

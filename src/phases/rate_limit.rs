@@ -3,113 +3,210 @@
 //! Policies sharing a limit key are decided by one object in one round
 //! trip; policies with different keys go to their objects concurrently.
 //! A key this isolate already knows is over its limit is refused without
-//! any call until its retry time. When the store cannot answer, the
-//! route's failure policy decides: open (admit and log) or closed (503);
-//! either way that object is then left alone for a short back-off.
+//! any call until its retry time, and leased units on hand admit without
+//! one. When the store cannot answer, the route's failure policy decides:
+//! open (admit and log) or closed (503); either way that object is then
+//! left alone for a short back-off.
 //!
-//! Returns the rate-limit headers for the response, or a 429 carrying them
-//! and `Retry-After`.
+//! The decision goes into the context; [`decorate`] puts the rate-limit
+//! headers on whatever response the request gets (a 429 with
+//! `Retry-After`, an upstream 5xx, a 504 alike).
 
-use std::net::IpAddr;
+use std::borrow::Cow;
 
 use futures::future::join_all;
 
-use crate::auth::Identity;
+use crate::body::Body;
 use crate::error::GatewayError;
-use crate::events::Event;
-use crate::platform::{Clock, LogSink, RateLimitStore};
-use crate::ratelimit::headers::{headers, retry_after_seconds};
+use crate::observe::events::Event;
+use crate::pipeline::context::LimitOutcome;
+use crate::pipeline::{Flow, RequestCtx};
+use crate::platform::{Clock, LogSink, RateLimitStore, UnixMillis};
+use crate::ratelimit::headers::{retry_after_seconds, write};
 use crate::ratelimit::local::LocalLimits;
 use crate::ratelimit::object::{Check, LimitCall};
-use crate::ratelimit::{FailurePolicy, PolicyResult, RouteRateLimit, object_name, state_key};
+use crate::ratelimit::{Decision, FailurePolicy, LimitKey, Policy, PolicyResult, object_name};
 
-/// Headers to add to the response.
-pub type RateLimitHeaders = Vec<(&'static str, String)>;
+/// A policy as it applies to this request, with where its state lives.
+struct Keyed<'a> {
+    policy: Cow<'a, Policy>,
+    key: LimitKey,
+}
+
+impl Keyed<'_> {
+    fn result(&self, decision: Decision) -> PolicyResult {
+        PolicyResult {
+            name: self.policy.name.clone(),
+            quota: self.policy.quota,
+            decision,
+        }
+    }
+}
+
+/// What the policies decided together.
+enum Verdict {
+    Admitted(Vec<PolicyResult>, &'static str),
+    Refused(Vec<PolicyResult>, &'static str),
+    /// The store could not answer (the reason, for the log).
+    Unavailable(String),
+}
 
 /// Apply the route's rate limits to this request.
-pub async fn check<P>(
+pub async fn run<P, S>(
     platform: &P,
     local: &LocalLimits,
-    limits: &RouteRateLimit,
-    route_id: &str,
-    identity: Option<&Identity>,
-    client_ip: Option<IpAddr>,
-) -> Result<RateLimitHeaders, GatewayError>
+    ctx: &mut RequestCtx<S>,
+) -> Result<Flow<S>, GatewayError>
 where
     P: Clock + LogSink + RateLimitStore,
 {
-    let now = platform.now();
-    let policies = limits.effective(identity);
-    if policies.is_empty() {
-        return Ok(Vec::new());
+    let Some(routed) = &ctx.route else {
+        return Ok(Flow::Continue);
+    };
+    let route = std::rc::Rc::clone(&routed.route);
+    let Some(limits) = &route.rate_limit else {
+        return Ok(Flow::Continue);
+    };
+    if ctx.preflight.is_some() {
+        return Ok(Flow::Continue);
     }
-    let keys: Vec<(String, String)> = policies
-        .iter()
-        .map(|policy| {
-            (
-                object_name(policy, route_id, identity, client_ip),
-                state_key(policy),
-            )
+    let started = platform.now();
+    let keyed: Vec<Keyed<'_>> = limits
+        .effective(ctx.identity.as_ref())
+        .into_iter()
+        .map(|policy| Keyed {
+            key: LimitKey {
+                object: object_name(&policy, &route.id, ctx.identity.as_ref(), ctx.client.ip),
+                state: policy.state_key.clone(),
+            },
+            policy,
         })
         .collect();
-
-    // Refusals this isolate already holds answer without a call.
-    let known: Vec<PolicyResult> = policies
-        .iter()
-        .zip(&keys)
-        .filter_map(|(policy, (object, state))| {
-            local
-                .denied(object, state, now)
-                .map(|decision| PolicyResult {
-                    name: policy.name.clone(),
-                    quota: policy.quota,
-                    decision,
-                })
-        })
-        .collect();
-    if !known.is_empty() {
-        return Err(refusal(&known, limits));
-    }
-
-    // Leased units on hand answer without a call, when they cover every policy.
-    if policies.iter().all(|p| p.lease.is_some()) {
-        let wanted: Vec<(&(String, String), u64)> = keys
-            .iter()
-            .zip(&policies)
-            .map(|(key, p)| (key, p.cost))
-            .collect();
-        if local.leases_cover(&wanted, now) {
-            let results: Vec<PolicyResult> = policies
-                .iter()
-                .zip(&keys)
-                .filter_map(|(policy, key)| {
-                    Some(PolicyResult {
-                        name: policy.name.clone(),
-                        quota: policy.quota,
-                        decision: local.spend_lease(key, policy.cost)?,
-                    })
-                })
-                .collect();
-            if results.len() == policies.len() {
-                return Ok(headers(&results, limits.headers));
+    let verdict = decide(platform, local, &keyed, started).await;
+    ctx.timings.rate_limit = Some(platform.now().millis_since(started));
+    let outcome = |results, decision| LimitOutcome {
+        results,
+        families: limits.headers,
+        decision,
+    };
+    match verdict {
+        Verdict::Admitted(results, how) => {
+            ctx.rate_limit = Some(outcome(results, how));
+            Ok(Flow::Continue)
+        }
+        Verdict::Refused(results, how) => {
+            let retry_after = retry_after_seconds(&results);
+            ctx.rate_limit = Some(outcome(results, how));
+            Err(GatewayError::RateLimited { retry_after })
+        }
+        Verdict::Unavailable(reason) => {
+            let open = limits.on_failure == FailurePolicy::Open;
+            platform.log(&Event::RateLimitUnavailable {
+                route: route.id.clone(),
+                error: reason.clone(),
+                failed_open: open,
+            });
+            let decision = if open { "failed_open" } else { "failed_closed" };
+            ctx.rate_limit = Some(outcome(Vec::new(), decision));
+            if open {
+                Ok(Flow::Continue)
+            } else {
+                Err(GatewayError::RateLimitUnavailable(reason))
             }
         }
     }
+}
 
-    if let Some((object, _)) = keys.iter().find(|(object, _)| local.is_broken(object, now)) {
-        let reason = format!(
-            "rate-limit object {} failed moments ago",
-            &object[..8.min(object.len())]
-        );
-        return failed(platform, limits, route_id, &reason);
+/// The rate-limit headers, on every response of a limited route.
+pub fn decorate<S>(ctx: &RequestCtx<S>, response: &mut http::Response<Body<S>>) {
+    if let Some(outcome) = &ctx.rate_limit {
+        write(&outcome.results, outcome.families, response.headers_mut());
     }
+}
 
-    // One call per object, with every policy that object holds.
-    let mut groups: Vec<(String, Vec<usize>)> = Vec::new();
-    for (index, (object, _)) in keys.iter().enumerate() {
-        match groups.iter_mut().find(|(name, _)| name == object) {
-            Some((_, members)) => members.push(index),
-            None => groups.push((object.clone(), vec![index])),
+async fn decide<P>(
+    platform: &P,
+    local: &LocalLimits,
+    keyed: &[Keyed<'_>],
+    now: UnixMillis,
+) -> Verdict
+where
+    P: RateLimitStore,
+{
+    if keyed.is_empty() {
+        return Verdict::Admitted(Vec::new(), "allowed");
+    }
+    if let Some(results) = known_refusals(local, keyed, now) {
+        return Verdict::Refused(results, "known_refusal");
+    }
+    if let Some(results) = spend_leases(local, keyed, now) {
+        return Verdict::Admitted(results, "leased");
+    }
+    if let Some(broken) = keyed.iter().find(|k| local.is_broken(&k.key.object, now)) {
+        return Verdict::Unavailable(format!(
+            "rate-limit object {} failed moments ago",
+            broken.key.object.get(..8).unwrap_or(&broken.key.object)
+        ));
+    }
+    match ask_objects(platform, local, keyed, now).await {
+        Err(reason) => Verdict::Unavailable(reason),
+        Ok(results) if results.iter().all(|r| r.decision.allowed) => {
+            Verdict::Admitted(results, "allowed")
+        }
+        Ok(results) => {
+            local.remember(keyed.iter().map(|k| &k.key), &results, now);
+            Verdict::Refused(results, "refused")
+        }
+    }
+}
+
+/// Refusals this isolate already holds answer without a call.
+fn known_refusals(
+    local: &LocalLimits,
+    keyed: &[Keyed<'_>],
+    now: UnixMillis,
+) -> Option<Vec<PolicyResult>> {
+    let known: Vec<PolicyResult> = keyed
+        .iter()
+        .filter_map(|k| local.denied(&k.key, now).map(|d| k.result(d)))
+        .collect();
+    (!known.is_empty()).then_some(known)
+}
+
+/// Leased units on hand answer without a call, when they cover every
+/// policy.
+fn spend_leases(
+    local: &LocalLimits,
+    keyed: &[Keyed<'_>],
+    now: UnixMillis,
+) -> Option<Vec<PolicyResult>> {
+    if !keyed.iter().all(|k| k.policy.lease.is_some())
+        || !local.leases_cover(keyed.iter().map(|k| (&k.key, k.policy.cost)), now)
+    {
+        return None;
+    }
+    keyed
+        .iter()
+        .map(|k| Some(k.result(local.spend_lease(&k.key, k.policy.cost)?)))
+        .collect()
+}
+
+/// One call per object, with every policy that object holds; all objects
+/// at once. Units granted beyond a request's cost become a lease.
+async fn ask_objects<P: RateLimitStore>(
+    platform: &P,
+    local: &LocalLimits,
+    keyed: &[Keyed<'_>],
+    now: UnixMillis,
+) -> Result<Vec<PolicyResult>, String> {
+    let mut groups: Vec<(&str, Vec<&Keyed<'_>>)> = Vec::new();
+    for k in keyed {
+        match groups
+            .iter_mut()
+            .find(|(object, _)| *object == k.key.object)
+        {
+            Some((_, members)) => members.push(k),
+            None => groups.push((&k.key.object, vec![k])),
         }
     }
     let calls: Vec<LimitCall> = groups
@@ -117,14 +214,11 @@ where
         .map(|(_, members)| LimitCall {
             checks: members
                 .iter()
-                .filter_map(|&i| {
-                    let policy = policies.get(i)?;
-                    Some(Check {
-                        state_key: keys.get(i)?.1.clone(),
-                        quota: policy.quota,
-                        cost: policy.cost,
-                        lease: policy.lease.map(|lease| lease.size),
-                    })
+                .map(|k| Check {
+                    state_key: k.key.state.to_string(),
+                    quota: k.policy.quota,
+                    cost: k.policy.cost,
+                    lease: k.policy.lease.map(|lease| lease.size),
                 })
                 .collect(),
             peek: false,
@@ -138,35 +232,24 @@ where
     )
     .await;
 
-    let mut decisions = vec![None; policies.len()];
+    let mut results = Vec::with_capacity(keyed.len());
     for ((object, members), reply) in groups.iter().zip(replies) {
         let reply = match reply {
             Ok(reply) if reply.decisions.len() == members.len() => reply,
             Ok(_) => {
                 local.trip(object, now);
-                return failed(
-                    platform,
-                    limits,
-                    route_id,
-                    "the rate-limit object answered out of step",
-                );
+                return Err("the rate-limit object answered out of step".to_owned());
             }
             Err(error) => {
                 local.trip(object, now);
-                return failed(platform, limits, route_id, &error.to_string());
+                return Err(error.to_string());
             }
         };
-        for (position, (&index, mut decision)) in members.iter().zip(reply.decisions).enumerate() {
-            // Units granted beyond this request's cost become a lease.
-            if let (Some(policy), Some(&granted), Some(key)) = (
-                policies.get(index),
-                reply.granted.get(position),
-                keys.get(index),
-            ) && let Some(lease) = policy.lease
-            {
-                let extra = granted.saturating_sub(policy.cost);
+        for (position, (k, mut decision)) in members.iter().zip(reply.decisions).enumerate() {
+            if let (Some(lease), Some(&granted)) = (k.policy.lease, reply.granted.get(position)) {
+                let extra = granted.saturating_sub(k.policy.cost);
                 local.store_lease(
-                    key.clone(),
+                    k.key.clone(),
                     extra,
                     decision,
                     now,
@@ -174,52 +257,55 @@ where
                 );
                 decision.remaining = decision.remaining.saturating_add(extra);
             }
-            if let Some(slot) = decisions.get_mut(index) {
-                *slot = Some(decision);
-            }
+            results.push((*k, decision));
         }
     }
-    let results: Vec<PolicyResult> = policies
+    // Back in the order of the route's policies.
+    Ok(keyed
         .iter()
-        .zip(decisions)
-        .filter_map(|(policy, decision)| {
-            Some(PolicyResult {
-                name: policy.name.clone(),
-                quota: policy.quota,
-                decision: decision?,
-            })
+        .filter_map(|k| {
+            results
+                .iter()
+                .find(|(member, _)| std::ptr::eq(*member, k))
+                .map(|(member, decision)| member.result(*decision))
         })
-        .collect();
-
-    if results.iter().all(|r| r.decision.allowed) {
-        return Ok(headers(&results, limits.headers));
-    }
-    local.remember(&keys, &results, now);
-    Err(refusal(&results, limits))
+        .collect())
 }
 
-fn refusal(results: &[PolicyResult], limits: &RouteRateLimit) -> GatewayError {
-    GatewayError::RateLimited {
-        retry_after: retry_after_seconds(results),
-        headers: headers(results, limits.headers),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ratelimit::{Algorithm, Quota, ScopePart};
 
-fn failed<P: LogSink>(
-    platform: &P,
-    limits: &RouteRateLimit,
-    route_id: &str,
-    reason: &str,
-) -> Result<RateLimitHeaders, GatewayError> {
-    let open = limits.on_failure == FailurePolicy::Open;
-    platform.log(&Event::RateLimitUnavailable {
-        route: route_id.to_owned(),
-        error: reason.to_owned(),
-        failed_open: open,
-    });
-    if open {
-        Ok(Vec::new())
-    } else {
-        Err(GatewayError::RateLimitUnavailable(reason.to_owned()))
+    fn keyed(policy: &Policy, object: &str) -> Keyed<'static> {
+        Keyed {
+            key: LimitKey {
+                object: object.to_owned(),
+                state: policy.state_key.clone(),
+            },
+            policy: Cow::Owned(policy.clone()),
+        }
+    }
+
+    #[test]
+    fn results_keep_the_order_of_the_policies_across_objects() {
+        let quota = Quota {
+            algorithm: Algorithm::TokenBucket,
+            limit: 5,
+            period_ms: 1000,
+            burst: 5,
+        };
+        let a = Policy::new("a", quota, vec![ScopePart::Ip], 1, None);
+        let b = Policy::new("b", quota, vec![ScopePart::Route], 1, None);
+        let c = Policy::new("c", quota, vec![ScopePart::Ip], 1, None);
+        let keyed = [keyed(&a, "one"), keyed(&b, "two"), keyed(&c, "one")];
+        let platform = crate::platform::memory::MemoryPlatform::new();
+        let local = LocalLimits::default();
+        let results =
+            futures::executor::block_on(ask_objects(&platform, &local, &keyed, platform.now()))
+                .unwrap();
+        let names: Vec<&str> = results.iter().map(|r| &*r.name).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(platform.limiter_calls(), 2);
     }
 }

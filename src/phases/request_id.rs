@@ -8,12 +8,12 @@
 
 use http::{HeaderMap, HeaderName};
 
-use crate::platform::RequestIds;
+use crate::platform::Randomness;
 
 const MAX_LEN: usize = 128;
 
 /// The id for this request.
-pub fn assign(headers: &HeaderMap, header: &HeaderName, ids: &impl RequestIds) -> String {
+pub fn assign(headers: &HeaderMap, header: &HeaderName, ids: &impl Randomness) -> String {
     match headers.get(header).and_then(|v| v.to_str().ok()) {
         Some(id) if is_well_formed(id) && headers.get_all(header).iter().count() == 1 => {
             id.to_owned()

@@ -1,66 +1,91 @@
 //! Phase "match route": find the route for the request's method, host and
-//! path, and the service behind it.
+//! path, and through it the service.
 //!
-//! Returns the match, or the client error that ends the request: 400 for a
-//! path that cannot be normalised, 404 when no route matches, 405 (with the
-//! accepted methods) when routes match the path but not the method.
+//! Fails with the client error that ends the request: 400 for a path that
+//! cannot be normalised, 404 when no route matches, 405 (with the accepted
+//! methods) when routes match the path but not the method.
+//!
+//! A CORS preflight is matched by the method it asks about, not by
+//! `OPTIONS`, so a GET-only route still answers its preflight: if that
+//! route (or, when the method is not accepted, the route at that path) has
+//! a CORS policy, the request is marked as a preflight for the CORS phase.
+//! Otherwise it is an ordinary `OPTIONS` request.
 
-use http::{HeaderMap, Method, Uri, header};
+use std::rc::Rc;
 
-use crate::config::{Config, Route, Service};
+use http::{HeaderMap, Method, Uri};
+
+use crate::config::{Config, Route};
+use crate::cors;
 use crate::error::GatewayError;
-use crate::routing::{Lookup, RequestPath, RouteSpec, normalize_request_host};
+use crate::pipeline::{Flow, RequestCtx, Routed};
+use crate::routing::{Lookup, RequestPath, normalize_request_host};
 
-/// A request matched to a route.
-#[derive(Debug)]
-pub struct Routed<'c> {
-    pub index: usize,
-    pub route: &'c Route,
-    pub spec: &'c RouteSpec,
-    pub service: &'c Service,
-    /// The normalised request path.
-    pub path: RequestPath,
-}
-
-impl Routed<'_> {
-    /// The path the upstream will see (before the service's base path).
-    pub fn upstream_path(&self) -> String {
-        self.route.transform.apply(&self.spec.path, &self.path)
+/// Match the request; never answers early, only fails.
+pub fn run<S>(config: &Config, ctx: &mut RequestCtx<S>) -> Result<Flow<S>, GatewayError> {
+    let path = RequestPath::parse(ctx.uri.path())?;
+    let host = ctx.host.as_deref();
+    if let Some(preflight) = cors::preflight(&ctx.method, &ctx.headers)
+        && let Some(route) = preflight_route(config, host, &path, &preflight.method)
+    {
+        ctx.preflight = Some(preflight);
+        ctx.route = Some(Routed { route, path });
+        return Ok(Flow::Continue);
     }
+    let route = lookup(config, &ctx.method, host, &path)?;
+    ctx.route = Some(Routed { route, path });
+    Ok(Flow::Continue)
 }
 
-/// The host the client asked for: the URL's authority, else the Host header.
-pub fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<String> {
-    match uri.authority() {
-        Some(authority) => normalize_request_host(authority.as_str()),
-        None => headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .and_then(normalize_request_host),
-    }
-}
-
-/// Match a request against the config.
-pub fn match_route<'c>(
-    config: &'c Config,
+/// Match `method uri` against `config` (for tools such as
+/// `portico routes explain`, which have no request context).
+pub fn find(
+    config: &Config,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Result<Routed<'c>, GatewayError> {
+) -> Result<Routed, GatewayError> {
     let path = RequestPath::parse(uri.path())?;
-    let host = request_host(uri, headers);
-    match config.table.find(method, host.as_deref(), &path) {
-        Lookup::Found(index) => {
-            let route = &config.routes[index];
-            Ok(Routed {
-                index,
-                route,
-                spec: config.spec(index),
-                service: &config.services[route.service],
-                path,
-            })
-        }
+    let host = match uri.authority() {
+        Some(authority) => normalize_request_host(authority.as_str()),
+        None => headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .and_then(normalize_request_host),
+    };
+    let route = lookup(config, method, host.as_deref(), &path)?;
+    Ok(Routed { route, path })
+}
+
+fn lookup(
+    config: &Config,
+    method: &Method,
+    host: Option<&str>,
+    path: &RequestPath,
+) -> Result<Rc<Route>, GatewayError> {
+    match config.table.find(method, host, path) {
+        Lookup::Found(route) => Ok(Rc::clone(route)),
         Lookup::MethodNotAllowed { allow } => Err(GatewayError::MethodNotAllowed { allow }),
         Lookup::NotFound => Err(GatewayError::RouteNotFound),
     }
+}
+
+/// The route whose CORS policy governs a preflight asking for `method`.
+fn preflight_route(
+    config: &Config,
+    host: Option<&str>,
+    path: &RequestPath,
+    method: &Method,
+) -> Option<Rc<Route>> {
+    let route = match config.table.find(method, host, path) {
+        Lookup::Found(route) => route,
+        // The path is routed, but not for that method: the policy of the
+        // route there still answers (and will not grant the method).
+        Lookup::MethodNotAllowed { allow } => match config.table.find(allow.first()?, host, path) {
+            Lookup::Found(route) => route,
+            _ => return None,
+        },
+        Lookup::NotFound => return None,
+    };
+    route.cors.is_some().then(|| Rc::clone(route))
 }

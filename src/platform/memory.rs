@@ -1,23 +1,33 @@
 //! An in-memory platform with a fake clock: the seam's second
-//! implementation, for native tests and the CLI.
+//! implementation, for native tests, benchmarks and the CLI.
 //!
 //! Time only moves when a test moves it; origins are closures keyed by
-//! `host:port`; every outbound request and log event is recorded so tests
-//! can assert on them. Nothing here may touch the network or the real clock.
+//! `host:port`; every outbound request, log event, metrics point and cache
+//! operation is recorded so tests can assert on them. Background work is
+//! queued and runs when a test calls [`MemoryPlatform::run_background`].
+//! Nothing here may touch the network or the real clock.
+//!
+//! The platform is a handle: clones share one state, as every request of a
+//! Workers isolate shares one runtime.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures::FutureExt;
 
 use super::{
-    Clock, FetchError, FetchOptions, HttpClient, KvNamespace, KvStore, LogSink, PlatformError,
-    RateLimitStore, RequestIds, Secrets, UnixMillis,
+    Background, Bodies, BodyPair, Clock, FetchError, FetchOptions, HttpClient, KvNamespace,
+    KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, ResponseCache,
+    Secrets, UnixMillis,
 };
 use crate::body::Body;
-use crate::events::Event;
+use crate::observe::events::Event;
+use crate::observe::metrics::MetricsPoint;
 use crate::ratelimit::object::{LimitCall, LimitReply, LimiterObject};
 
 /// What a fake origin does with a request.
@@ -43,9 +53,15 @@ pub struct RecordedRequest {
 }
 
 type OriginHandler = Rc<dyn Fn(&RecordedRequest) -> OriginReply>;
+type Work = Pin<Box<dyn Future<Output = ()>>>;
 
 /// The in-memory platform. Single-threaded, like a Workers isolate.
+#[derive(Clone, Default)]
 pub struct MemoryPlatform {
+    state: Rc<State>,
+}
+
+struct State {
     now: Cell<u64>,
     kv: RefCell<HashMap<(KvNamespace, String), String>>,
     kv_failure: RefCell<Option<String>>,
@@ -53,24 +69,23 @@ pub struct MemoryPlatform {
     origins: RefCell<HashMap<String, OriginHandler>>,
     sent: RefCell<Vec<RecordedRequest>>,
     events: RefCell<Vec<Event>>,
+    metrics: RefCell<Vec<MetricsPoint>>,
     next_id: Cell<u64>,
+    random: Cell<u64>,
     secrets: RefCell<HashMap<String, String>>,
     keep_events: Cell<bool>,
     limiters: RefCell<HashMap<String, LimiterObject>>,
     limiter_failure: RefCell<Option<String>>,
     limiter_calls: Cell<usize>,
+    cache: RefCell<HashMap<String, http::Response<Bytes>>>,
+    cache_failure: RefCell<Option<String>>,
+    background: RefCell<Vec<Work>>,
 }
 
-impl Default for MemoryPlatform {
+impl Default for State {
     fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl MemoryPlatform {
-    /// A platform whose clock reads 2026-01-01T00:00:00Z.
-    pub fn new() -> Self {
-        MemoryPlatform {
+        State {
+            // 2026-01-01T00:00:00Z
             now: Cell::new(1_767_225_600_000),
             kv: RefCell::default(),
             kv_failure: RefCell::default(),
@@ -78,44 +93,62 @@ impl MemoryPlatform {
             origins: RefCell::default(),
             sent: RefCell::default(),
             events: RefCell::default(),
+            metrics: RefCell::default(),
             next_id: Cell::new(1),
+            random: Cell::new(0x9e37_79b9_7f4a_7c15),
             secrets: RefCell::default(),
             keep_events: Cell::new(true),
             limiters: RefCell::default(),
             limiter_failure: RefCell::default(),
             limiter_calls: Cell::new(0),
+            cache: RefCell::default(),
+            cache_failure: RefCell::default(),
+            background: RefCell::default(),
         }
+    }
+}
+
+impl MemoryPlatform {
+    /// A platform whose clock reads 2026-01-01T00:00:00Z.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// Move the fake clock forward.
     pub fn advance(&self, by: Duration) {
         let millis = u64::try_from(by.as_millis()).unwrap_or(u64::MAX);
-        self.now.set(self.now.get().saturating_add(millis));
+        self.state
+            .now
+            .set(self.state.now.get().saturating_add(millis));
     }
 
     /// Set the fake clock, backwards if a test wants to see that.
     pub fn set_now(&self, now: UnixMillis) {
-        self.now.set(now.0);
+        self.state.now.set(now.0);
     }
 
     pub fn kv_put(&self, namespace: KvNamespace, key: &str, value: &str) {
-        self.kv
+        self.state
+            .kv
             .borrow_mut()
             .insert((namespace, key.to_owned()), value.to_owned());
     }
 
     pub fn kv_delete(&self, namespace: KvNamespace, key: &str) {
-        self.kv.borrow_mut().remove(&(namespace, key.to_owned()));
+        self.state
+            .kv
+            .borrow_mut()
+            .remove(&(namespace, key.to_owned()));
     }
 
     /// Make every KV read fail with `reason` (or succeed again with `None`).
     pub fn fail_kv(&self, reason: Option<&str>) {
-        *self.kv_failure.borrow_mut() = reason.map(str::to_owned);
+        *self.state.kv_failure.borrow_mut() = reason.map(str::to_owned);
     }
 
     /// How many KV reads the gateway has made.
     pub fn kv_reads(&self) -> usize {
-        self.kv_reads.get()
+        self.state.kv_reads.get()
     }
 
     /// Serve requests for `authority` (`host:port`, as in the URL) with `handler`.
@@ -124,53 +157,114 @@ impl MemoryPlatform {
         authority: &str,
         handler: impl Fn(&RecordedRequest) -> OriginReply + 'static,
     ) {
-        self.origins
+        self.state
+            .origins
             .borrow_mut()
             .insert(authority.to_owned(), Rc::new(handler));
     }
 
     /// Set a Worker secret.
     pub fn set_secret(&self, name: &str, value: &str) {
-        self.secrets
+        self.state
+            .secrets
             .borrow_mut()
             .insert(name.to_owned(), value.to_owned());
     }
 
     /// Outbound requests sent so far, oldest first.
     pub fn sent(&self) -> Vec<RecordedRequest> {
-        self.sent.borrow().clone()
+        self.state.sent.borrow().clone()
     }
 
     /// Make every rate-limit object call fail with `reason` (or work again).
     pub fn fail_limiters(&self, reason: Option<&str>) {
-        *self.limiter_failure.borrow_mut() = reason.map(str::to_owned);
+        *self.state.limiter_failure.borrow_mut() = reason.map(str::to_owned);
     }
 
     /// How many calls reached the rate-limit objects.
     pub fn limiter_calls(&self) -> usize {
-        self.limiter_calls.get()
+        self.state.limiter_calls.get()
     }
 
     /// The names of the rate-limit objects created so far.
     pub fn object_names(&self) -> Vec<String> {
-        self.limiters.borrow().keys().cloned().collect()
+        self.state.limiters.borrow().keys().cloned().collect()
     }
 
     /// Serialise log events as the Workers adapter does, then drop them
     /// instead of keeping them (for benchmarks).
     pub fn discard_events(&self) {
-        self.keep_events.set(false);
+        self.state.keep_events.set(false);
     }
 
     /// Log events emitted so far, oldest first.
     pub fn events(&self) -> Vec<Event> {
-        self.events.borrow().clone()
+        self.state.events.borrow().clone()
+    }
+
+    /// Metrics points recorded so far, oldest first.
+    pub fn metrics(&self) -> Vec<MetricsPoint> {
+        self.state.metrics.borrow().clone()
+    }
+
+    /// Make every cache operation fail with `reason` (or work again).
+    pub fn fail_cache(&self, reason: Option<&str>) {
+        *self.state.cache_failure.borrow_mut() = reason.map(str::to_owned);
+    }
+
+    /// The keys the response cache holds.
+    pub fn cache_keys(&self) -> Vec<String> {
+        self.state.cache.borrow().keys().cloned().collect()
+    }
+
+    /// Background work queued and not yet run.
+    pub fn pending_background(&self) -> usize {
+        self.state.background.borrow().len()
+    }
+
+    /// Run queued background work, including work it queues. Everything
+    /// on this platform completes without waiting, so each task finishes
+    /// in one go. Returns how many tasks ran.
+    pub fn run_background(&self) -> usize {
+        let mut ran = 0;
+        loop {
+            let batch: Vec<Work> = self.state.background.borrow_mut().drain(..).collect();
+            if batch.is_empty() {
+                return ran;
+            }
+            for work in batch {
+                let _finished = work.now_or_never();
+                ran += 1;
+            }
+        }
+    }
+
+    fn cache_check(&self) -> Result<(), PlatformError> {
+        match self.state.cache_failure.borrow().as_ref() {
+            Some(reason) => Err(PlatformError(reason.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+fn bytes_of(body: Body<Bytes>) -> Bytes {
+    match body {
+        Body::Empty => Bytes::new(),
+        Body::Full(bytes) | Body::Stream(bytes) => bytes,
+    }
+}
+
+fn stream_of(bytes: Bytes) -> Body<Bytes> {
+    if bytes.is_empty() {
+        Body::Empty
+    } else {
+        Body::Stream(bytes)
     }
 }
 
 impl Clock for MemoryPlatform {
     fn now(&self) -> UnixMillis {
-        UnixMillis(self.now.get())
+        UnixMillis(self.state.now.get())
     }
 }
 
@@ -180,42 +274,61 @@ impl KvStore for MemoryPlatform {
         namespace: KvNamespace,
         key: &str,
     ) -> Result<Option<String>, PlatformError> {
-        self.kv_reads.set(self.kv_reads.get() + 1);
-        if let Some(reason) = self.kv_failure.borrow().as_ref() {
+        self.state.kv_reads.set(self.state.kv_reads.get() + 1);
+        if let Some(reason) = self.state.kv_failure.borrow().as_ref() {
             return Err(PlatformError(reason.clone()));
         }
-        Ok(self.kv.borrow().get(&(namespace, key.to_owned())).cloned())
+        Ok(self
+            .state
+            .kv
+            .borrow()
+            .get(&(namespace, key.to_owned()))
+            .cloned())
+    }
+}
+
+impl Bodies for MemoryPlatform {
+    type Stream = Bytes;
+
+    async fn read_body(&self, body: Body<Bytes>, limit: usize) -> Result<Bytes, FetchError> {
+        let bytes = bytes_of(body);
+        if bytes.len() > limit {
+            return Err(FetchError::TooLarge(limit));
+        }
+        Ok(bytes)
+    }
+
+    fn tee_body(&self, body: Body<Bytes>) -> Result<BodyPair<Bytes>, PlatformError> {
+        Ok(match body {
+            Body::Empty => (Body::Empty, Body::Empty),
+            Body::Full(bytes) => (Body::Full(bytes.clone()), Body::Full(bytes)),
+            Body::Stream(bytes) => (Body::Stream(bytes.clone()), Body::Stream(bytes)),
+        })
     }
 }
 
 impl HttpClient for MemoryPlatform {
-    type Stream = Bytes;
-
     async fn fetch(
         &self,
         request: http::Request<Body<Bytes>>,
         options: FetchOptions,
     ) -> Result<http::Response<Body<Bytes>>, FetchError> {
         let (parts, body) = request.into_parts();
-        let body = match body {
-            Body::Empty => Bytes::new(),
-            Body::Full(bytes) | Body::Stream(bytes) => bytes,
-        };
         let recorded = RecordedRequest {
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
-            body,
+            body: bytes_of(body),
             timeout: options.timeout,
         };
-        self.sent.borrow_mut().push(recorded.clone());
+        self.state.sent.borrow_mut().push(recorded.clone());
 
         let authority = recorded
             .uri
             .authority()
             .map(|a| a.as_str().to_owned())
             .unwrap_or_default();
-        let handler = self.origins.borrow().get(&authority).cloned();
+        let handler = self.state.origins.borrow().get(&authority).cloned();
         let Some(handler) = handler else {
             return Err(FetchError::Unreachable(format!(
                 "connection refused by {authority}"
@@ -237,24 +350,46 @@ impl HttpClient for MemoryPlatform {
                 )));
             }
         };
-        Ok(response.map(|bytes| {
-            if bytes.is_empty() {
-                Body::Empty
-            } else {
-                Body::Stream(bytes)
-            }
-        }))
+        Ok(response.map(stream_of))
+    }
+}
+
+impl ResponseCache for MemoryPlatform {
+    async fn cache_match(
+        &self,
+        key: &str,
+    ) -> Result<Option<http::Response<Body<Bytes>>>, PlatformError> {
+        self.cache_check()?;
+        Ok(self
+            .state
+            .cache
+            .borrow()
+            .get(key)
+            .map(|stored| stored.clone().map(stream_of)))
     }
 
-    async fn read_body(&self, body: Body<Bytes>, limit: usize) -> Result<Bytes, FetchError> {
-        let bytes = match body {
-            Body::Empty => Bytes::new(),
-            Body::Full(bytes) | Body::Stream(bytes) => bytes,
-        };
-        if bytes.len() > limit {
-            return Err(FetchError::TooLarge(limit));
-        }
-        Ok(bytes)
+    async fn cache_put(
+        &self,
+        key: &str,
+        response: http::Response<Body<Bytes>>,
+    ) -> Result<(), PlatformError> {
+        self.cache_check()?;
+        self.state
+            .cache
+            .borrow_mut()
+            .insert(key.to_owned(), response.map(bytes_of));
+        Ok(())
+    }
+
+    async fn cache_delete(&self, key: &str) -> Result<bool, PlatformError> {
+        self.cache_check()?;
+        Ok(self.state.cache.borrow_mut().remove(key).is_some())
+    }
+}
+
+impl Background for MemoryPlatform {
+    fn wait_until(&self, work: impl Future<Output = ()> + 'static) {
+        self.state.background.borrow_mut().push(Box::pin(work));
     }
 }
 
@@ -264,12 +399,14 @@ impl RateLimitStore for MemoryPlatform {
         object: &str,
         call: &LimitCall,
     ) -> Result<LimitReply, PlatformError> {
-        self.limiter_calls.set(self.limiter_calls.get() + 1);
-        if let Some(reason) = self.limiter_failure.borrow().as_ref() {
+        self.state
+            .limiter_calls
+            .set(self.state.limiter_calls.get() + 1);
+        if let Some(reason) = self.state.limiter_failure.borrow().as_ref() {
             return Err(PlatformError(reason.clone()));
         }
-        let now = self.now.get();
-        let mut limiters = self.limiters.borrow_mut();
+        let now = self.state.now.get();
+        let mut limiters = self.state.limiters.borrow_mut();
         let limiter = limiters.entry(object.to_owned()).or_default();
         Ok(limiter.apply(now, call).0)
     }
@@ -277,24 +414,51 @@ impl RateLimitStore for MemoryPlatform {
 
 impl Secrets for MemoryPlatform {
     fn secret(&self, name: &str) -> Option<String> {
-        self.secrets.borrow().get(name).cloned()
+        self.state.secrets.borrow().get(name).cloned()
     }
 }
 
 impl LogSink for MemoryPlatform {
     fn log(&self, event: &Event) {
-        if self.keep_events.get() {
-            self.events.borrow_mut().push(event.clone());
+        if self.state.keep_events.get() {
+            self.state.events.borrow_mut().push(event.clone());
         } else {
             std::hint::black_box(event.to_json_line());
         }
     }
 }
 
-impl RequestIds for MemoryPlatform {
+impl MetricsSink for MemoryPlatform {
+    fn wants_metrics(&self) -> bool {
+        self.state.keep_events.get()
+    }
+
+    fn record(&self, point: &MetricsPoint) {
+        if self.state.keep_events.get() {
+            self.state.metrics.borrow_mut().push(point.clone());
+        }
+    }
+}
+
+impl Randomness for MemoryPlatform {
     fn new_request_id(&self) -> String {
-        let id = self.next_id.get();
-        self.next_id.set(id + 1);
+        let id = self.state.next_id.get();
+        self.state.next_id.set(id + 1);
         format!("req-{id:08}")
+    }
+
+    /// Deterministic (xorshift64*), so tests can repeat a run exactly.
+    fn fill_random(&self, bytes: &mut [u8]) {
+        for chunk in bytes.chunks_mut(8) {
+            let mut x = self.state.random.get();
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.state.random.set(x);
+            let word = x.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes();
+            for (byte, source) in chunk.iter_mut().zip(word) {
+                *byte = source;
+            }
+        }
     }
 }

@@ -1,24 +1,29 @@
 //! The platform seam: everything the gateway needs from its runtime.
 //!
-//! The core (config, routing, phases, gateway) talks to the outside world
-//! only through the traits here: the clock, Workers KV, outbound HTTP, the
-//! log sink, a source of request ids, Worker secrets and the rate-limit
-//! objects. Two implementations exist:
-//! [`workers`] (wasm32 only) adapts them to the Cloudflare Workers runtime
-//! with the `worker` crate, and [`memory`] keeps everything in memory with
-//! a fake clock for native tests and the CLI.
+//! The core (config, routing, pipeline, phases, upstream) talks to the
+//! outside world only through the traits here: the clock, Workers KV,
+//! outbound HTTP and body streams, the response cache, background work
+//! that outlives a response, the log and metrics sinks, randomness,
+//! Worker secrets and the rate-limit objects. Two implementations exist:
+//! [`workers`] (wasm32 only) adapts them to the Cloudflare Workers runtime,
+//! and [`memory`] keeps everything in memory with a fake clock, for native
+//! tests, benchmarks and the CLI's `routes explain`.
 //!
 //! Nothing outside `platform::workers` may name `worker::*`, and nothing
 //! here may hold policy: the seam moves bytes and reads clocks, the core
-//! decides. Workers futures are not `Send`, so no trait here asks for it.
+//! decides. Workers futures are not `Send`, so no trait here asks for it;
+//! a platform is a cheap handle (`Clone + 'static`) so that background work
+//! can keep it past the response.
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
 
 use crate::body::Body;
-use crate::events::Event;
+use crate::observe::events::Event;
+use crate::observe::metrics::MetricsPoint;
 use crate::ratelimit::object::{LimitCall, LimitReply};
 
 pub mod memory;
@@ -35,6 +40,12 @@ impl UnixMillis {
     /// Time elapsed since `earlier`, or zero if the clock went backwards.
     pub fn since(self, earlier: UnixMillis) -> Duration {
         Duration::from_millis(self.0.saturating_sub(earlier.0))
+    }
+
+    /// Milliseconds elapsed since `earlier`, or zero if the clock went
+    /// backwards.
+    pub fn millis_since(self, earlier: UnixMillis) -> u64 {
+        self.0.saturating_sub(earlier.0)
     }
 
     /// This instant moved `by` into the future (saturating).
@@ -114,23 +125,68 @@ pub enum FetchError {
     TooLarge(usize),
 }
 
-/// Outbound HTTP. Redirects are never followed: a 3xx goes back to the
-/// client as it came.
+/// Two bodies with the same bytes (see [`Bodies::tee_body`]).
+pub type BodyPair<S> = (Body<S>, Body<S>);
+
+/// Message bodies owned by the runtime: streamed through untouched by
+/// default, read into bytes (with a cap) or split in two only where a
+/// feature needs it (retries, caching, transformation, the gateway's own
+/// calls).
 #[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
-pub trait HttpClient {
+pub trait Bodies {
     /// The platform's native body stream.
     type Stream;
 
+    /// Read a body to the end. Fails, without buffering the rest, once it
+    /// is longer than `limit` bytes.
+    async fn read_body(&self, body: Body<Self::Stream>, limit: usize) -> Result<Bytes, FetchError>;
+
+    /// Two bodies that each yield every byte of `body`, for sending one to
+    /// the client while reading or storing the other. The runtime buffers
+    /// what the slower reader has not taken yet.
+    fn tee_body(&self, body: Body<Self::Stream>) -> Result<BodyPair<Self::Stream>, PlatformError>;
+}
+
+/// Outbound HTTP. Redirects are never followed: a 3xx goes back to the
+/// client as it came.
+#[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
+pub trait HttpClient: Bodies {
     async fn fetch(
         &self,
         request: http::Request<Body<Self::Stream>>,
         options: FetchOptions,
     ) -> Result<http::Response<Body<Self::Stream>>, FetchError>;
+}
 
-    /// Read a body to the end, for the few responses the gateway itself
-    /// consumes (JWKS documents, introspection results). Fails if it is
-    /// longer than `limit` bytes.
-    async fn read_body(&self, body: Body<Self::Stream>, limit: usize) -> Result<Bytes, FetchError>;
+/// A response cache local to the data centre (the Cache API on Workers),
+/// keyed by an absolute URL the gateway builds. It stores what it is given
+/// and honours the response's own `Cache-Control` for how long; all policy
+/// (what may be stored, under which key, for whom) is the core's.
+#[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
+pub trait ResponseCache: Bodies {
+    /// The stored response for `key`, if any.
+    async fn cache_match(
+        &self,
+        key: &str,
+    ) -> Result<Option<http::Response<Body<Self::Stream>>>, PlatformError>;
+
+    /// Store `response` under `key`, replacing what was there.
+    async fn cache_put(
+        &self,
+        key: &str,
+        response: http::Response<Body<Self::Stream>>,
+    ) -> Result<(), PlatformError>;
+
+    /// Remove the entry for `key`; whether there was one.
+    async fn cache_delete(&self, key: &str) -> Result<bool, PlatformError>;
+}
+
+/// Work that goes on after the response has been sent (`ctx.waitUntil` on
+/// Workers): storing a cache entry, refreshing a stale one. The future owns
+/// everything it uses, so per-isolate state it needs must be shared
+/// (`Rc`) rather than borrowed from the request.
+pub trait Background {
+    fn wait_until(&self, work: impl Future<Output = ()> + 'static);
 }
 
 /// Where structured log events go (the Workers console, or a list in tests).
@@ -138,9 +194,20 @@ pub trait LogSink {
     fn log(&self, event: &Event);
 }
 
-/// A source of fresh, unique request ids.
-pub trait RequestIds {
+/// Where per-request metrics go (a Workers Analytics Engine dataset; a
+/// no-op when the binding is absent, as in local development).
+pub trait MetricsSink {
+    /// Whether points go anywhere (so none is built for nothing).
+    fn wants_metrics(&self) -> bool;
+    fn record(&self, point: &MetricsPoint);
+}
+
+/// Randomness: request ids and trace ids.
+pub trait Randomness {
+    /// A fresh, unique request id.
     fn new_request_id(&self) -> String;
+    /// Fill `bytes` with random bytes (not for keys: for ids).
+    fn fill_random(&self, bytes: &mut [u8]);
 }
 
 /// Worker secrets (and plain variables) by name: signing keys, client
@@ -157,14 +224,36 @@ pub trait RateLimitStore {
     -> Result<LimitReply, PlatformError>;
 }
 
-/// Everything the gateway needs from its runtime.
+/// Everything the gateway needs from its runtime, as one cheap handle.
 pub trait Platform:
-    Clock + KvStore + HttpClient + LogSink + RequestIds + Secrets + RateLimitStore
+    Clock
+    + KvStore
+    + HttpClient
+    + ResponseCache
+    + Background
+    + LogSink
+    + MetricsSink
+    + Randomness
+    + Secrets
+    + RateLimitStore
+    + Clone
+    + 'static
 {
 }
 
-impl<T: Clock + KvStore + HttpClient + LogSink + RequestIds + Secrets + RateLimitStore> Platform
-    for T
+impl<T> Platform for T where
+    T: Clock
+        + KvStore
+        + HttpClient
+        + ResponseCache
+        + Background
+        + LogSink
+        + MetricsSink
+        + Randomness
+        + Secrets
+        + RateLimitStore
+        + Clone
+        + 'static
 {
 }
 

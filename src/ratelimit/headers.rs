@@ -9,62 +9,66 @@
 //!   `RateLimit: "burst";r=7;t=1, "daily";r=9992;t=41213`.
 //! - `Retry-After` (seconds, at least 1) on a 429.
 
+use std::fmt::Write;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
 use super::{HeaderFamilies, PolicyResult};
+
+const X_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
 
 fn seconds(ms: u64) -> u64 {
     ms.div_ceil(1000)
 }
 
-/// The headers for a request's policy results.
-pub fn headers(results: &[PolicyResult], families: HeaderFamilies) -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
+/// Put the headers for a request's policy results on a response.
+pub fn write(results: &[PolicyResult], families: HeaderFamilies, headers: &mut HeaderMap) {
     if results.is_empty() {
-        return out;
+        return;
     }
     if families.legacy
         && let Some(tightest) = results
             .iter()
             .min_by_key(|r| (r.decision.allowed, r.decision.remaining))
     {
-        out.push(("x-ratelimit-limit", tightest.decision.limit.to_string()));
-        out.push((
-            "x-ratelimit-remaining",
-            tightest.decision.remaining.to_string(),
-        ));
-        out.push((
-            "x-ratelimit-reset",
-            seconds(tightest.decision.reset_after_ms).to_string(),
-        ));
+        headers.insert(X_LIMIT, HeaderValue::from(tightest.decision.limit));
+        headers.insert(X_REMAINING, HeaderValue::from(tightest.decision.remaining));
+        headers.insert(
+            X_RESET,
+            HeaderValue::from(seconds(tightest.decision.reset_after_ms)),
+        );
     }
     if families.ietf {
-        let policy = results
-            .iter()
-            .map(|r| {
-                format!(
-                    "\"{}\";q={};w={}",
-                    r.name,
-                    r.quota.limit,
-                    seconds(r.quota.period_ms)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        let state = results
-            .iter()
-            .map(|r| {
-                format!(
-                    "\"{}\";r={};t={}",
-                    r.name,
-                    r.decision.remaining,
-                    seconds(r.decision.reset_after_ms)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        out.push(("ratelimit-policy", policy));
-        out.push(("ratelimit", state));
+        let mut policy = String::with_capacity(32 * results.len());
+        let mut state = String::with_capacity(32 * results.len());
+        for (index, r) in results.iter().enumerate() {
+            let separator = if index == 0 { "" } else { ", " };
+            // Names are [a-z0-9_-] (checked at load): safe inside quotes.
+            let _ = write!(
+                policy,
+                "{separator}\"{}\";q={};w={}",
+                r.name,
+                r.quota.limit,
+                seconds(r.quota.period_ms)
+            );
+            let _ = write!(
+                state,
+                "{separator}\"{}\";r={};t={}",
+                r.name,
+                r.decision.remaining,
+                seconds(r.decision.reset_after_ms)
+            );
+        }
+        for (name, value) in [(RATELIMIT_POLICY, policy), (RATELIMIT, state)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                headers.insert(name, value);
+            }
+        }
     }
-    out
 }
 
 /// `Retry-After` for a denied request: when the denying policies would

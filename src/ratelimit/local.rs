@@ -20,8 +20,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::PolicyResult;
 use super::algorithm::Decision;
+use super::{LimitKey, PolicyResult};
 use crate::platform::UnixMillis;
 use crate::ttl_cache::TtlCache;
 
@@ -31,12 +31,12 @@ pub const BREAKER_BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 pub struct LocalLimits {
-    /// By (object name, state key): the refusal and when it was given.
-    denied: RefCell<TtlCache<(String, String), (Decision, UnixMillis)>>,
+    /// The refusal and when it was given.
+    denied: RefCell<TtlCache<LimitKey, (Decision, UnixMillis)>>,
     /// Objects that failed, until their back-off ends.
     broken: RefCell<TtlCache<String, ()>>,
-    /// By (object name, state key): units on hand and the object's last word.
-    leases: RefCell<HashMap<(String, String), Leased>>,
+    /// Units on hand and the object's last word.
+    leases: RefCell<HashMap<LimitKey, Leased>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -59,9 +59,8 @@ impl Default for LocalLimits {
 
 impl LocalLimits {
     /// A refusal still in force for this key, with its times brought up to `now`.
-    pub fn denied(&self, object: &str, state_key: &str, now: UnixMillis) -> Option<Decision> {
-        let key = (object.to_owned(), state_key.to_owned());
-        let (decision, at) = self.denied.borrow_mut().get(&key, now)?;
+    pub fn denied(&self, key: &LimitKey, now: UnixMillis) -> Option<Decision> {
+        let (decision, at) = self.denied.borrow_mut().get(key, now)?;
         let elapsed = u64::try_from(now.since(at).as_millis()).unwrap_or(u64::MAX);
         Some(Decision {
             reset_after_ms: decision.reset_after_ms.saturating_sub(elapsed),
@@ -71,13 +70,13 @@ impl LocalLimits {
     }
 
     /// Remember the refusals among `results` until their retry time.
-    pub fn remember(
+    pub fn remember<'k>(
         &self,
-        objects: &[(String, String)],
+        keys: impl IntoIterator<Item = &'k LimitKey>,
         results: &[PolicyResult],
         now: UnixMillis,
     ) {
-        for ((object, state_key), result) in objects.iter().zip(results) {
+        for (key, result) in keys.into_iter().zip(results) {
             if result.decision.allowed {
                 continue;
             }
@@ -89,7 +88,7 @@ impl LocalLimits {
                 continue;
             }
             self.denied.borrow_mut().insert(
-                (object.clone(), state_key.clone()),
+                key.clone(),
                 (result.decision, now),
                 now.plus(Duration::from_millis(wait)),
             );
@@ -97,18 +96,22 @@ impl LocalLimits {
     }
 
     /// Whether leased units cover `cost` for every key in `wanted`.
-    pub fn leases_cover(&self, wanted: &[(&(String, String), u64)], now: UnixMillis) -> bool {
+    pub fn leases_cover<'k>(
+        &self,
+        wanted: impl IntoIterator<Item = (&'k LimitKey, u64)>,
+        now: UnixMillis,
+    ) -> bool {
         let leases = self.leases.borrow();
-        wanted.iter().all(|(key, cost)| {
+        wanted.into_iter().all(|(key, cost)| {
             leases
-                .get(*key)
-                .is_some_and(|lease| now < lease.expires && lease.units >= *cost)
+                .get(key)
+                .is_some_and(|lease| now < lease.expires && lease.units >= cost)
         })
     }
 
     /// Spend `cost` leased units; the decision to report (the object's
     /// remaining count plus what this isolate still holds).
-    pub fn spend_lease(&self, key: &(String, String), cost: u64) -> Option<Decision> {
+    pub fn spend_lease(&self, key: &LimitKey, cost: u64) -> Option<Decision> {
         let mut leases = self.leases.borrow_mut();
         let lease = leases.get_mut(key)?;
         lease.units = lease.units.checked_sub(cost)?;
@@ -121,7 +124,7 @@ impl LocalLimits {
     /// Keep `units` granted beyond the request's own cost until `ttl` ends.
     pub fn store_lease(
         &self,
-        key: (String, String),
+        key: LimitKey,
         units: u64,
         decision: Decision,
         now: UnixMillis,

@@ -13,12 +13,14 @@
 //! Limit keys are hashed into object names, so no API key, user or IP
 //! address ever appears in an object name or a log line.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::auth::Identity;
+use crate::auth::{Identity, RatePlan};
 
 pub mod algorithm;
 pub mod headers;
@@ -44,7 +46,7 @@ pub enum ScopePart {
 /// One limit a route applies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
-    pub name: String,
+    pub name: Rc<str>,
     pub quota: Quota,
     pub scope: Vec<ScopePart>,
     /// Units each request costs.
@@ -52,6 +54,44 @@ pub struct Policy {
     /// Lease batches of units to isolates instead of asking the object on
     /// every request (see [`local`]).
     pub lease: Option<Lease>,
+    /// Where an object keeps this policy's state: its name and quota, so
+    /// a changed quota starts from a fresh state. Built once.
+    pub state_key: Rc<str>,
+}
+
+impl Policy {
+    pub fn new(
+        name: &str,
+        quota: Quota,
+        scope: Vec<ScopePart>,
+        cost: u64,
+        lease: Option<Lease>,
+    ) -> Policy {
+        Policy {
+            state_key: state_key(name, &quota),
+            name: Rc::from(name),
+            quota,
+            scope,
+            cost,
+            lease,
+        }
+    }
+
+    /// This policy with a caller's own rate plan in place of its quota.
+    fn with_plan(&self, rate: RatePlan) -> Policy {
+        let quota = Quota {
+            limit: rate.limit,
+            period_ms: rate.period_seconds.saturating_mul(1000),
+            burst: rate.limit,
+            ..self.quota
+        };
+        Policy {
+            state_key: state_key(&self.name, &quota),
+            quota,
+            cost: self.cost.min(rate.limit),
+            ..self.clone()
+        }
+    }
 }
 
 /// How a policy leases units to isolates.
@@ -95,88 +135,88 @@ pub struct RouteRateLimit {
 
 impl RouteRateLimit {
     /// The policies for a caller: the plan (with the caller's own rate
-    /// plan, if any) and the others.
-    pub fn effective(&self, identity: Option<&Identity>) -> Vec<Policy> {
+    /// plan, if any) and the others. Only a caller's own plan is built
+    /// here; everything else is the config's.
+    pub fn effective(&self, identity: Option<&Identity>) -> Vec<Cow<'_, Policy>> {
         let mut policies = Vec::with_capacity(self.policies.len() + 1);
         if let Some(plan) = &self.plan {
-            let mut plan = plan.clone();
-            if let Some(rate) = identity.and_then(|i| i.rate) {
-                plan.quota.limit = rate.limit;
-                plan.quota.period_ms = rate.period_seconds.saturating_mul(1000);
-                plan.quota.burst = rate.limit;
-                plan.cost = plan.cost.min(rate.limit);
-            }
-            policies.push(plan);
+            policies.push(match identity.and_then(|i| i.rate) {
+                Some(rate) => Cow::Owned(plan.with_plan(rate)),
+                None => Cow::Borrowed(plan),
+            });
         }
-        policies.extend(self.policies.iter().cloned());
+        policies.extend(self.policies.iter().map(Cow::Borrowed));
         policies
     }
 }
 
 /// The name of the object that holds `policy`'s state for this request:
-/// a hash of its scope values.
+/// a hash of its scope values, so no key, user or address appears in it.
 pub fn object_name(
     policy: &Policy,
     route_id: &str,
     identity: Option<&Identity>,
     client_ip: Option<IpAddr>,
 ) -> String {
-    let mut key = String::from("portico-ratelimit-v1");
+    let mut hasher = Sha256::new();
+    hasher.update(b"portico-ratelimit-v1");
     for part in &policy.scope {
-        key.push('\n');
+        hasher.update(b"\n");
         match part {
             ScopePart::Route => {
-                key.push_str("route=");
-                key.push_str(route_id);
+                hasher.update(b"route=");
+                hasher.update(route_id.as_bytes());
             }
             ScopePart::Key => {
-                key.push_str("key=");
-                key.push_str(
-                    &identity
-                        .and_then(|i| {
-                            i.key_id
-                                .clone()
-                                .or_else(|| i.subject.clone())
-                                .or_else(|| i.consumer.clone())
-                        })
-                        .unwrap_or_default(),
-                );
+                hasher.update(b"key=");
+                let value = identity.and_then(|i| {
+                    i.key_id
+                        .as_deref()
+                        .or(i.subject.as_deref())
+                        .or(i.consumer.as_deref())
+                });
+                hasher.update(value.unwrap_or("").as_bytes());
             }
             ScopePart::User => {
-                key.push_str("user=");
-                key.push_str(
-                    &identity
-                        .and_then(|i| i.subject.clone().or_else(|| i.consumer.clone()))
-                        .unwrap_or_default(),
-                );
+                hasher.update(b"user=");
+                let value = identity.and_then(|i| i.subject.as_deref().or(i.consumer.as_deref()));
+                hasher.update(value.unwrap_or("").as_bytes());
             }
             ScopePart::Ip => {
-                key.push_str("ip=");
-                key.push_str(&client_ip.map(|ip| ip.to_string()).unwrap_or_default());
+                hasher.update(b"ip=");
+                if let Some(ip) = client_ip {
+                    hasher.update(ip.to_string().as_bytes());
+                }
             }
         }
     }
-    base16ct::lower::encode_string(&Sha256::digest(key.as_bytes()))
+    base16ct::lower::encode_string(&hasher.finalize())
 }
 
-/// Where an object keeps a policy's state: its name and quota, so a
-/// changed quota starts from a fresh state.
-pub fn state_key(policy: &Policy) -> String {
-    let q = &policy.quota;
-    format!(
+fn state_key(name: &str, q: &Quota) -> Rc<str> {
+    Rc::from(format!(
         "{}:{}:{}:{}:{}",
-        policy.name,
+        name,
         q.algorithm.as_str(),
         q.limit,
         q.period_ms,
         q.burst
-    )
+    ))
+}
+
+/// Where an isolate and an object know one policy's state for one caller.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LimitKey {
+    /// The object (see [`object_name`]).
+    pub object: String,
+    /// The state inside it (see [`Policy::state_key`]).
+    pub state: Rc<str>,
 }
 
 /// A policy's result for one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyResult {
-    pub name: String,
+    pub name: Rc<str>,
     pub quota: Quota,
     pub decision: Decision,
 }

@@ -47,9 +47,9 @@ pub struct RouteConflict {
 
 /// The outcome of a lookup.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Lookup {
-    /// Index of the winning route.
-    Found(usize),
+pub enum Lookup<'t, T> {
+    /// The winning route's value.
+    Found(&'t T),
     /// Some route matches host and path, none the method. `allow` is sorted.
     MethodNotAllowed {
         allow: Vec<Method>,
@@ -67,20 +67,41 @@ struct Node {
     wildcards: Vec<usize>,
 }
 
-/// Routes indexed for lookup.
-#[derive(Debug, Default)]
-pub struct RouteTable {
+/// Routes indexed for lookup, each with a value of the caller's (the
+/// configured route, in the gateway) that a lookup hands back.
+#[derive(Debug)]
+pub struct RouteTable<T> {
     specs: Vec<RouteSpec>,
+    values: Vec<T>,
     exact_hosts: HashMap<String, Node>,
     /// Sorted by suffix length, longest first.
     wildcard_hosts: Vec<(String, Node)>,
     any_host: Node,
 }
 
-impl RouteTable {
-    /// Index `specs`; every tie is reported.
-    pub fn build(specs: Vec<RouteSpec>) -> Result<RouteTable, Vec<RouteConflict>> {
-        let mut table = RouteTable::default();
+impl<T> Default for RouteTable<T> {
+    fn default() -> Self {
+        RouteTable {
+            specs: Vec::new(),
+            values: Vec::new(),
+            exact_hosts: HashMap::new(),
+            wildcard_hosts: Vec::new(),
+            any_host: Node::default(),
+        }
+    }
+}
+
+impl<T> RouteTable<T> {
+    /// Index `routes`, in document order; every tie is reported (by the
+    /// routes' positions in that order).
+    pub fn build(
+        routes: impl IntoIterator<Item = (RouteSpec, T)>,
+    ) -> Result<RouteTable<T>, Vec<RouteConflict>> {
+        let (specs, values): (Vec<RouteSpec>, Vec<T>) = routes.into_iter().unzip();
+        let mut table = RouteTable {
+            values,
+            ..RouteTable::default()
+        };
         for (index, spec) in specs.iter().enumerate() {
             if spec.hosts.is_empty() {
                 insert(&mut table.any_host, spec, index);
@@ -89,13 +110,12 @@ impl RouteTable {
                 let node = match host {
                     HostPattern::Exact(name) => table.exact_hosts.entry(name.clone()).or_default(),
                     HostPattern::Wildcard(suffix) => {
-                        match table.wildcard_hosts.iter().position(|(s, _)| s == suffix) {
-                            Some(at) => &mut table.wildcard_hosts[at].1,
-                            None => {
-                                table.wildcard_hosts.push((suffix.clone(), Node::default()));
-                                let last = table.wildcard_hosts.len() - 1;
-                                &mut table.wildcard_hosts[last].1
-                            }
+                        if !table.wildcard_hosts.iter().any(|(s, _)| s == suffix) {
+                            table.wildcard_hosts.push((suffix.clone(), Node::default()));
+                        }
+                        match table.wildcard_hosts.iter_mut().find(|(s, _)| s == suffix) {
+                            Some((_, node)) => node,
+                            None => continue,
                         }
                     }
                 };
@@ -133,6 +153,11 @@ impl RouteTable {
         &self.specs
     }
 
+    /// The routes' values, in document order.
+    pub fn values(&self) -> &[T] {
+        &self.values
+    }
+
     pub fn len(&self) -> usize {
         self.specs.len()
     }
@@ -143,7 +168,7 @@ impl RouteTable {
 
     /// The route for a request. `host` is normalised (see
     /// [`normalize_request_host`](super::host::normalize_request_host)).
-    pub fn find(&self, method: &Method, host: Option<&str>, path: &RequestPath) -> Lookup {
+    pub fn find(&self, method: &Method, host: Option<&str>, path: &RequestPath) -> Lookup<'_, T> {
         let mut allow: Vec<Method> = Vec::new();
         if let Some(host) = host {
             if let Some(node) = self.exact_hosts.get(host)
@@ -178,13 +203,13 @@ impl RouteTable {
         method: &Method,
         path: &RequestPath,
         allow: &mut Vec<Method>,
-    ) -> Option<usize> {
+    ) -> Option<&T> {
         let mut found = None;
         search(root, path, 0, &mut |candidates| {
             found = self.pick(candidates, method, allow);
             found.is_some()
         });
-        found
+        self.values.get(found?)
     }
 
     /// Choose among routes with the same path shape by method.
@@ -194,7 +219,8 @@ impl RouteTable {
         method: &Method,
         allow: &mut Vec<Method>,
     ) -> Option<usize> {
-        let methods = |index: &usize| &self.specs[*index].methods;
+        const ANY: &MethodSet = &MethodSet::Any;
+        let methods = |index: &usize| self.specs.get(*index).map_or(ANY, |spec| &spec.methods);
         if let Some(&index) = candidates.iter().find(|i| methods(i).lists(method)) {
             return Some(index);
         }
@@ -273,8 +299,11 @@ fn find_conflicts(
 ) {
     for group in [&node.ends, &node.wildcards] {
         for (at, &first) in group.iter().enumerate() {
-            for &second in &group[at + 1..] {
-                if specs[first].methods.overlaps(&specs[second].methods) {
+            for &second in group.iter().skip(at + 1) {
+                let (Some(a), Some(b)) = (specs.get(first), specs.get(second)) else {
+                    continue;
+                };
+                if a.methods.overlaps(&b.methods) {
                     out.push(RouteConflict {
                         first: first.min(second),
                         second: first.max(second),

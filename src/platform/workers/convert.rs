@@ -84,14 +84,14 @@ pub fn inbound_request(
 /// The core's upstream request as a runtime request (redirects not followed).
 pub fn outbound_request(
     request: http::Request<Body<ReadableStream>>,
-    signal: &web_sys::AbortSignal,
+    signal: Option<&web_sys::AbortSignal>,
 ) -> Result<web_sys::Request, String> {
     let (parts, body) = request.into_parts();
     let init = web_sys::RequestInit::new();
     init.set_method(parts.method.as_str());
     init.set_headers(&js_headers(&parts.headers)?.into());
     init.set_redirect(web_sys::RequestRedirect::Manual);
-    init.set_signal(Some(signal));
+    init.set_signal(signal);
     let may_have_body = parts.method != Method::GET && parts.method != Method::HEAD;
     match body {
         Body::Stream(stream) if may_have_body => init.set_body(&stream),

@@ -11,7 +11,14 @@ use crate::error::GatewayError;
 use crate::gateway::{Gateway, Inbound};
 
 thread_local! {
-    static GATEWAY: std::rc::Rc<Gateway> = std::rc::Rc::new(Gateway::new());
+    static GATEWAY: Gateway = Gateway::new();
+}
+
+/// The data centre serving the request (`request.cf.colo`). Reading `cf`
+/// makes the runtime build that object, so only metrics ask for it.
+fn colo(request: &web_sys::Request) -> Option<String> {
+    let cf = js_sys::Reflect::get(request, &"cf".into()).ok()?;
+    js_sys::Reflect::get(&cf, &"colo".into()).ok()?.as_string()
 }
 
 #[event(start)]
@@ -26,10 +33,10 @@ fn start() {
 async fn fetch(
     request: web_sys::Request,
     env: Env,
-    _ctx: Context,
+    ctx: Context,
 ) -> worker::Result<web_sys::Response> {
-    let gateway = GATEWAY.with(std::rc::Rc::clone);
-    let platform = WorkersPlatform::new(env);
+    let gateway = GATEWAY.with(Gateway::clone);
+    let platform = WorkersPlatform::new(env, Some(ctx));
     let raw = &request;
     let response = match convert::inbound_request(raw) {
         Ok(inbound) => {
@@ -38,15 +45,11 @@ async fn fetch(
                 .get("cf-connecting-ip")
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<IpAddr>().ok());
-            gateway
-                .handle(
-                    &platform,
-                    Inbound {
-                        request: inbound,
-                        client_ip,
-                    },
-                )
-                .await
+            let mut inbound = Inbound::new(inbound, client_ip);
+            if platform.has_analytics() {
+                inbound.colo = colo(raw);
+            }
+            gateway.handle(&platform, inbound).await
         }
         Err(reason) => gateway.refuse(
             &platform,

@@ -1,47 +1,76 @@
-//! The Workers adapter: the platform seam implemented with the `worker`
-//! crate, plus the runtime's entry points (the fetch handler and the
-//! Durable Object classes). wasm32 only.
+//! The Workers adapter: the platform seam implemented on the Cloudflare
+//! Workers runtime, plus the runtime's entry points (the fetch handler and
+//! the Durable Object classes). wasm32 only.
 //!
 //! This is the only place that names `worker::*` or JavaScript types. It
 //! converts, and holds no policy. Bodies stay JavaScript `ReadableStream`s
 //! from client to origin and back, so nothing here copies them through
-//! wasm memory.
+//! wasm memory unless the core asks to read one.
 
 mod convert;
 mod entry;
+mod random;
 mod rate_limiter;
 
+use std::future::Future;
 use std::pin::pin;
+use std::rc::Rc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures::future::{Either, select};
-use wasm_bindgen::JsCast;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
 
 use super::{
-    Clock, FetchError, FetchOptions, HttpClient, KvNamespace, KvStore, LogSink, PlatformError,
-    RateLimitStore, RequestIds, Secrets, UnixMillis,
+    Background, Bodies, BodyPair, Clock, FetchError, FetchOptions, HttpClient, KvNamespace,
+    KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, ResponseCache,
+    Secrets, UnixMillis,
 };
-use crate::ratelimit::object::{LimitCall, LimitReply};
-
-/// The binding of the rate-limit Durable Object namespace.
-const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
-/// A rate-limit object that has not answered by then counts as failed.
-const RATE_LIMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 use crate::body::Body;
-use crate::events::{Event, Level};
+use crate::observe::events::{Event, Level};
+use crate::observe::metrics::MetricsPoint;
+use crate::ratelimit::object::{LimitCall, LimitReply};
 
 pub use rate_limiter::RateLimiter;
 
-/// The platform as seen from one request of a Worker.
+/// The binding of the rate-limit Durable Object namespace.
+const RATE_LIMITER_BINDING: &str = "RATE_LIMITER";
+/// The optional Workers Analytics Engine dataset for request metrics.
+const ANALYTICS_BINDING: &str = "ANALYTICS";
+/// A rate-limit object that has not answered by then counts as failed.
+const RATE_LIMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The platform as seen from one request of a Worker: a cheap handle that
+/// background work may keep past the response.
+#[derive(Clone)]
 pub struct WorkersPlatform {
     env: worker::Env,
+    context: Option<Rc<worker::Context>>,
+    analytics: Option<worker::AnalyticsEngineDataset>,
 }
 
 impl WorkersPlatform {
-    pub fn new(env: worker::Env) -> Self {
-        WorkersPlatform { env }
+    pub fn new(env: worker::Env, context: Option<worker::Context>) -> Self {
+        let analytics = env
+            .get_binding::<worker::AnalyticsEngineDataset>(ANALYTICS_BINDING)
+            .ok();
+        WorkersPlatform {
+            env,
+            context: context.map(Rc::new),
+            analytics,
+        }
     }
+
+    /// Whether a metrics dataset is bound (then the data centre is worth
+    /// reading from the request).
+    pub fn has_analytics(&self) -> bool {
+        self.analytics.is_some()
+    }
+}
+
+fn js_failure(error: &JsValue) -> PlatformError {
+    PlatformError(convert::js_error_text(error))
 }
 
 impl Clock for WorkersPlatform {
@@ -73,9 +102,74 @@ impl KvStore for WorkersPlatform {
     }
 }
 
-impl HttpClient for WorkersPlatform {
+impl Bodies for WorkersPlatform {
     type Stream = ReadableStream;
 
+    async fn read_body(
+        &self,
+        body: Body<ReadableStream>,
+        limit: usize,
+    ) -> Result<Bytes, FetchError> {
+        let stream = match body {
+            Body::Empty => return Ok(Bytes::new()),
+            Body::Full(bytes) if bytes.len() > limit => return Err(FetchError::TooLarge(limit)),
+            Body::Full(bytes) => return Ok(bytes),
+            Body::Stream(stream) => stream,
+        };
+        let unreadable = |e: JsValue| FetchError::Unreachable(convert::js_error_text(&e));
+        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+        let mut collected = BytesMut::new();
+        loop {
+            let chunk = JsFuture::from(reader.read()).await.map_err(unreadable)?;
+            let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
+                .map_err(unreadable)?
+                .is_truthy();
+            if done {
+                return Ok(collected.freeze());
+            }
+            let value =
+                js_sys::Reflect::get(&chunk, &JsValue::from_str("value")).map_err(unreadable)?;
+            let Some(bytes) = value.dyn_ref::<js_sys::Uint8Array>() else {
+                continue;
+            };
+            let length = bytes.length() as usize;
+            if collected.len().saturating_add(length) > limit {
+                // Stop the producer: nothing more of it will be read.
+                let _cancelled = reader.cancel();
+                return Err(FetchError::TooLarge(limit));
+            }
+            let start = collected.len();
+            collected.resize(start + length, 0);
+            if let Some(slot) = collected.get_mut(start..) {
+                bytes.copy_to(slot);
+            }
+        }
+    }
+
+    fn tee_body(
+        &self,
+        body: Body<ReadableStream>,
+    ) -> Result<BodyPair<ReadableStream>, PlatformError> {
+        match body {
+            Body::Empty => Ok((Body::Empty, Body::Empty)),
+            Body::Full(bytes) => Ok((Body::Full(bytes.clone()), Body::Full(bytes))),
+            Body::Stream(stream) => {
+                let pair = stream.tee();
+                let first = pair
+                    .get(0)
+                    .dyn_into::<ReadableStream>()
+                    .map_err(|e| js_failure(&e))?;
+                let second = pair
+                    .get(1)
+                    .dyn_into::<ReadableStream>()
+                    .map_err(|e| js_failure(&e))?;
+                Ok((Body::Stream(first), Body::Stream(second)))
+            }
+        }
+    }
+}
+
+impl HttpClient for WorkersPlatform {
     async fn fetch(
         &self,
         request: http::Request<Body<ReadableStream>>,
@@ -83,14 +177,12 @@ impl HttpClient for WorkersPlatform {
     ) -> Result<http::Response<Body<ReadableStream>>, FetchError> {
         let controller = web_sys::AbortController::new()
             .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
-        let outbound = convert::outbound_request(request, &controller.signal())
+        let outbound = convert::outbound_request(request, Some(&controller.signal()))
             .map_err(FetchError::Unreachable)?;
         // The global fetch, straight from web-sys: going through
         // `worker::Fetch` would convert the request and read its `cf`.
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let send = pin!(wasm_bindgen_futures::JsFuture::from(
-            global.fetch_with_request(&outbound)
-        ));
+        let send = pin!(JsFuture::from(global.fetch_with_request(&outbound)));
         let timer = pin!(worker::Delay::from(options.timeout));
         match select(send, timer).await {
             Either::Left((Ok(response), _)) => {
@@ -106,39 +198,66 @@ impl HttpClient for WorkersPlatform {
             }
         }
     }
+}
 
-    async fn read_body(
+/// `caches.default`, the data centre's cache.
+fn default_cache() -> Result<web_sys::Cache, PlatformError> {
+    let caches = js_sys::Reflect::get(&js_sys::global(), &JsValue::from_str("caches"))
+        .map_err(|e| js_failure(&e))?;
+    js_sys::Reflect::get(&caches, &JsValue::from_str("default"))
+        .map_err(|e| js_failure(&e))?
+        .dyn_into::<web_sys::Cache>()
+        .map_err(|_| PlatformError("the Cache API is not available here".to_owned()))
+}
+
+impl ResponseCache for WorkersPlatform {
+    async fn cache_match(
         &self,
-        body: Body<ReadableStream>,
-        limit: usize,
-    ) -> Result<Bytes, FetchError> {
-        let stream = match body {
-            Body::Empty => return Ok(Bytes::new()),
-            Body::Full(bytes) => return check_length(bytes, limit),
-            Body::Stream(stream) => stream,
-        };
-        // Let the runtime collect the stream: a Response over it reads it
-        // to one ArrayBuffer without a trip through wasm per chunk.
-        let response = web_sys::Response::new_with_opt_readable_stream(Some(&stream))
-            .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
-        let promise = response
-            .array_buffer()
-            .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
-        let buffer = wasm_bindgen_futures::JsFuture::from(promise)
+        key: &str,
+    ) -> Result<Option<http::Response<Body<ReadableStream>>>, PlatformError> {
+        let found = JsFuture::from(default_cache()?.match_with_str(key))
             .await
-            .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
-        check_length(
-            Bytes::from(js_sys::Uint8Array::new(&buffer).to_vec()),
-            limit,
-        )
+            .map_err(|e| js_failure(&e))?;
+        if found.is_undefined() || found.is_null() {
+            return Ok(None);
+        }
+        let response: web_sys::Response = found.dyn_into().map_err(|_| {
+            PlatformError("the cache returned something else than a response".to_owned())
+        })?;
+        convert::upstream_response(response)
+            .map(Some)
+            .map_err(PlatformError)
+    }
+
+    async fn cache_put(
+        &self,
+        key: &str,
+        response: http::Response<Body<ReadableStream>>,
+    ) -> Result<(), PlatformError> {
+        let response = convert::client_response(response).map_err(PlatformError)?;
+        JsFuture::from(default_cache()?.put_with_str(key, &response))
+            .await
+            .map(|_| ())
+            .map_err(|e| js_failure(&e))
+    }
+
+    async fn cache_delete(&self, key: &str) -> Result<bool, PlatformError> {
+        JsFuture::from(default_cache()?.delete_with_str(key))
+            .await
+            .map(|deleted| deleted.is_truthy())
+            .map_err(|e| js_failure(&e))
     }
 }
 
-fn check_length(bytes: Bytes, limit: usize) -> Result<Bytes, FetchError> {
-    if bytes.len() > limit {
-        return Err(FetchError::TooLarge(limit));
+impl Background for WorkersPlatform {
+    fn wait_until(&self, work: impl Future<Output = ()> + 'static) {
+        match &self.context {
+            Some(context) => context.wait_until(work),
+            // No event context (inside a Durable Object): run it now, on
+            // the same isolate, without holding up anything.
+            None => wasm_bindgen_futures::spawn_local(work),
+        }
     }
-    Ok(bytes)
 }
 
 impl RateLimitStore for WorkersPlatform {
@@ -159,7 +278,7 @@ impl RateLimitStore for WorkersPlatform {
         let body = serde_json::to_string(call).map_err(|e| failed("rate-limit call", &e))?;
         let mut init = worker::RequestInit::new();
         init.with_method(worker::Method::Post)
-            .with_body(Some(wasm_bindgen::JsValue::from_str(&body)));
+            .with_body(Some(JsValue::from_str(&body)));
         let request = worker::Request::new_with_init("https://rate-limiter.internal/apply", &init)
             .map_err(|e| failed("rate-limit request", &e))?;
         let send = pin!(stub.fetch_with_request(request));
@@ -207,12 +326,35 @@ impl LogSink for WorkersPlatform {
     }
 }
 
-impl RequestIds for WorkersPlatform {
+impl MetricsSink for WorkersPlatform {
+    fn wants_metrics(&self) -> bool {
+        self.analytics.is_some()
+    }
+
+    fn record(&self, point: &MetricsPoint) {
+        let Some(dataset) = &self.analytics else {
+            return;
+        };
+        let written = worker::AnalyticsEngineDataPointBuilder::new()
+            .indexes([point.index.as_str()])
+            .blobs(point.blobs.iter().map(String::as_str))
+            .doubles(point.doubles.iter().copied())
+            .write_to(dataset);
+        if let Err(error) = written {
+            worker::console_error!(
+                "{{\"level\":\"error\",\"event\":\"metrics_write_failed\",\"error\":{:?}}}",
+                error.to_string()
+            );
+        }
+    }
+}
+
+impl Randomness for WorkersPlatform {
     fn new_request_id(&self) -> String {
-        js_sys::Reflect::get(&js_sys::global(), &"crypto".into())
-            .ok()
-            .and_then(|crypto| crypto.dyn_into::<web_sys::Crypto>().ok())
-            .map(|crypto| crypto.random_uuid())
-            .unwrap_or_else(|| format!("{:016x}", (js_sys::Math::random() * 1e16) as u64))
+        random::uuid_v4()
+    }
+
+    fn fill_random(&self, bytes: &mut [u8]) {
+        random::fill(bytes);
     }
 }

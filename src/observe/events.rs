@@ -89,11 +89,16 @@ impl Event {
     }
 }
 
-/// The access log record of one request. Absent values are left out of
-/// the line rather than written as null: shorter lines cost less to log.
+/// The access log record of one request: what an operator needs to answer
+/// "why was this slow, or refused". Absent values are left out of the line
+/// rather than written as null: shorter lines cost less to log.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct AccessLog {
     pub request_id: String,
+    /// The W3C trace id (32 hex digits), shared with the upstream.
+    pub trace_id: String,
+    /// The gateway's own span id in that trace (16 hex digits).
+    pub span_id: String,
     pub method: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub host: Option<String>,
@@ -103,20 +108,63 @@ pub struct AccessLog {
     pub route: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// The target that answered last (`host:port`); never sent to clients.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    /// Every try when there was more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptLog>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_method: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// What rate limiting decided (see `docs/observability.md`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<&'static str>,
+    /// What the response cache did (RFC 9211 vocabulary).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<&'static str>,
+    /// What CORS did: `preflight`, `allowed`, `refused`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<&'static str>,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_status: Option<u16>,
-    pub duration_ms: u64,
+    pub timings_ms: Timings,
     /// The problem type slug when the gateway answered with an error.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<&'static str>,
     /// Operator-facing detail of an error (may name internal addresses).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// Where the time of one request went, in milliseconds. Phases that did
+/// not run are left out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Timings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<u64>,
+    /// Until the upstream's response headers arrived, every try included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<u64>,
+    pub total: u64,
+}
+
+/// One try at an upstream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AttemptLog {
+    /// `host:port` of the target.
+    pub target: String,
+    /// Its status, if it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// Why it gave no answer, if it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub ms: u64,
 }

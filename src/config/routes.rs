@@ -1,0 +1,214 @@
+//! Checking the `routes` section: what each route matches, the service it
+//! reaches and the policies it applies, every reference resolved.
+
+use std::collections::{BTreeMap, HashSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::error::{ConfigError, Issues};
+use super::wire::{RouteDocument, ServiceDocument};
+use super::{NAME_RULE, Route, Service, auth, cors, is_name, rate_limit, services};
+use crate::cors::CorsPolicy;
+use crate::routing::{
+    HostPattern, MethodSet, PathPattern, PathTransform, RouteConflict, RouteSpec, RouteTable,
+};
+
+/// What routes may refer to.
+pub(super) struct Context<'a> {
+    pub services: &'a BTreeMap<String, Rc<Service>>,
+    pub declared_services: &'a BTreeMap<String, ServiceDocument>,
+    pub auth: &'a auth::CheckedAuth,
+    pub cors: Option<&'a Rc<CorsPolicy>>,
+}
+
+/// The usable routes, in document order; every problem goes to `issues`.
+pub(super) fn check_routes(
+    documents: &[RouteDocument],
+    context: &Context<'_>,
+    issues: &mut Issues,
+) -> Vec<Rc<Route>> {
+    let mut routes = Vec::with_capacity(documents.len());
+    let mut ids = HashSet::new();
+    for (position, document) in documents.iter().enumerate() {
+        let at = format!("routes[{position}]");
+        if !is_name(&document.id) {
+            issues.push(format!("{at}.id"), NAME_RULE);
+        } else if !ids.insert(document.id.as_str()) {
+            issues.push(
+                format!("{at}.id"),
+                format!("'{}' is already the id of an earlier route", document.id),
+            );
+        }
+        if let Some(route) = check_route(document, position, &at, context, issues) {
+            routes.push(Rc::new(route));
+        }
+    }
+    routes
+}
+
+/// Index the routes; two routes that would tie are refused.
+pub(super) fn build_table(routes: &[Rc<Route>]) -> Result<RouteTable<Rc<Route>>, ConfigError> {
+    RouteTable::build(
+        routes
+            .iter()
+            .map(|route| (route.spec.clone(), Rc::clone(route))),
+    )
+    .map_err(|conflicts| {
+        let mut issues = Issues::default();
+        for RouteConflict {
+            first,
+            second,
+            host,
+        } in conflicts
+        {
+            let host = host.map_or_else(|| "no host condition".to_owned(), |h| format!("host '{h}'"));
+            let first_id = routes.get(first).map_or("?", |route| route.id.as_str());
+            issues.push(
+                format!("routes[{second}]"),
+                format!(
+                    "ties with route '{first_id}' (routes[{first}]): same {host}, same path pattern and overlapping methods; make one more specific or merge them"
+                ),
+            );
+        }
+        issues.into_error()
+    })
+}
+
+fn check_route(
+    document: &RouteDocument,
+    position: usize,
+    at: &str,
+    context: &Context<'_>,
+    issues: &mut Issues,
+) -> Option<Route> {
+    let before = issues.len();
+    let spec = check_match(document, at, issues);
+    let service = check_service(document, at, context, issues);
+    let timeout = services::check_timeout(
+        document.timeout_ms,
+        service.as_ref().map_or(Duration::ZERO, |s| s.timeout),
+        format!("{at}.timeout_ms"),
+        issues,
+    );
+    let transform = spec
+        .as_ref()
+        .and_then(|spec| check_transform(document, &spec.path, at, issues));
+    let route_auth = document
+        .auth
+        .as_ref()
+        .map(|policy| auth::check_route_auth(policy, at, context.auth, issues));
+    let rate_limit = document
+        .rate_limit
+        .as_ref()
+        .map(|limits| rate_limit::check_rate_limit(limits, at, document.auth.is_some(), issues));
+    let api_key_header = route_auth
+        .as_ref()
+        .and_then(|auth| auth.as_ref())
+        .and_then(|auth| auth.api_key.as_ref())
+        .map(|source| &source.header);
+    let cors = spec.as_ref().and_then(|spec| {
+        cors::route_cors(
+            document.cors.as_ref(),
+            context.cors,
+            &spec.methods,
+            api_key_header,
+            at,
+            issues,
+        )
+    });
+    if issues.len() != before {
+        return None;
+    }
+    Some(Route {
+        id: document.id.clone(),
+        position,
+        spec: spec?,
+        service: service?,
+        transform: transform?,
+        timeout,
+        auth: route_auth.flatten(),
+        rate_limit: rate_limit.flatten(),
+        cors,
+    })
+}
+
+/// What the route matches: path, methods and hosts.
+fn check_match(document: &RouteDocument, at: &str, issues: &mut Issues) -> Option<RouteSpec> {
+    let path = PathPattern::parse(&document.path)
+        .map_err(|e| issues.push(format!("{at}.path"), format!("'{}': {e}", document.path)))
+        .ok();
+    let methods = match &document.methods {
+        None => Some(MethodSet::Any),
+        Some(names) => MethodSet::parse(names)
+            .map_err(|e| issues.push(format!("{at}.methods"), e))
+            .ok(),
+    };
+    let mut hosts = Vec::new();
+    for (index, text) in document.hosts.iter().flatten().enumerate() {
+        match HostPattern::parse(text) {
+            Ok(host) if hosts.contains(&host) => issues.push(
+                format!("{at}.hosts[{index}]"),
+                format!("'{text}' is listed twice"),
+            ),
+            Ok(host) => hosts.push(host),
+            Err(e) => issues.push(format!("{at}.hosts[{index}]"), format!("'{text}': {e}")),
+        }
+    }
+    if document.hosts.as_ref().is_some_and(Vec::is_empty) {
+        issues.push(
+            format!("{at}.hosts"),
+            "the list is empty; leave 'hosts' out to match any host",
+        );
+    }
+    Some(RouteSpec {
+        id: document.id.clone(),
+        hosts,
+        path: path?,
+        methods: methods?,
+    })
+}
+
+fn check_service(
+    document: &RouteDocument,
+    at: &str,
+    context: &Context<'_>,
+    issues: &mut Issues,
+) -> Option<Rc<Service>> {
+    if let Some(service) = context.services.get(&document.service) {
+        return Some(Rc::clone(service));
+    }
+    let reason = if context.declared_services.contains_key(&document.service) {
+        format!(
+            "service '{}' is not usable (see services.{})",
+            document.service, document.service
+        )
+    } else {
+        format!("no service named '{}' in 'services'", document.service)
+    };
+    issues.push(format!("{at}.service"), reason);
+    None
+}
+
+fn check_transform(
+    document: &RouteDocument,
+    pattern: &PathPattern,
+    at: &str,
+    issues: &mut Issues,
+) -> Option<PathTransform> {
+    match (&document.strip_prefix, &document.rewrite) {
+        (Some(_), Some(_)) => {
+            issues.push(
+                at.to_owned(),
+                "'strip_prefix' and 'rewrite' cannot both be set",
+            );
+            None
+        }
+        (Some(prefix), None) => PathTransform::strip_prefix(prefix, pattern)
+            .map_err(|e| issues.push(format!("{at}.strip_prefix"), e))
+            .ok(),
+        (None, Some(template)) => PathTransform::template(template, pattern)
+            .map_err(|e| issues.push(format!("{at}.rewrite"), format!("'{template}' {e}")))
+            .ok(),
+        (None, None) => Some(PathTransform::Keep),
+    }
+}

@@ -1,0 +1,96 @@
+//! The request pipeline: the fixed, named phases every request goes
+//! through, and the contract between them.
+//!
+//! Request phases run in order; each may fail (the error becomes a
+//! problem+json response, once, here) or answer early with
+//! [`Flow::Respond`] (a preflight, an operators' API call, and later a
+//! cache hit or an aggregated response). Whatever the response and
+//! wherever it came from, the response phases then run on it, so headers a
+//! client needs on every answer (request id, trace, rate-limit state,
+//! CORS) are added in one place, errors included. Last, the request is
+//! logged and counted.
+//!
+//! | # | phase          | module                        | may answer early? | runs on errors? |
+//! |---|----------------|-------------------------------|-------------------|-----------------|
+//! | 1 | request id     | [`phases::request_id`]        | no                | (before all)    |
+//! | 2 | operators' API | [`crate::admin`]              | yes               | -               |
+//! | 3 | match route    | [`phases::route`]             | 400, 404, 405     | -               |
+//! | 4 | CORS preflight | [`phases::cors`]              | yes (204)         | -               |
+//! | 5 | authenticate   | [`phases::authenticate`]      | 401, 503          | -               |
+//! | 6 | authorize      | [`phases::authorize`]         | 403               | -               |
+//! | 7 | rate limit     | [`phases::rate_limit`]        | 429, 503          | -               |
+//! | - | cache lookup   | (response caching)            | yes (a hit)       | -               |
+//! | - | request transform | (transformation)           | 400, 413          | -               |
+//! | 8 | upstream       | [`phases::upstream`]          | 502, 503, 504     | -               |
+//! | - | response transform / cache store | (later)     | -                 | no              |
+//! | 9 | rate-limit headers | [`phases::rate_limit::decorate`] | -            | yes             |
+//! |10 | CORS headers   | [`phases::cors::decorate`]    | -                 | yes             |
+//! |11 | finish         | [`phases::respond`]           | -                 | yes             |
+//! |12 | log and metrics| [`phases::log`]               | -                 | yes             |
+//!
+//! Phases never call each other: they communicate through
+//! [`RequestCtx`]. Only the pipeline knows their order.
+
+use crate::admin;
+use crate::body::Body;
+use crate::error::GatewayError;
+use crate::gateway::Isolate;
+use crate::phases::{authenticate, authorize, cors, log, rate_limit, respond, route, upstream};
+use crate::platform::Platform;
+
+pub mod context;
+pub mod flow;
+
+pub use context::{ClientInfo, RequestCtx, Routed};
+pub use flow::Flow;
+
+/// Run a request through every phase; the response the client receives.
+pub async fn serve<P: Platform>(
+    isolate: &Isolate,
+    platform: &P,
+    ctx: &mut RequestCtx<P::Stream>,
+) -> http::Response<Body<P::Stream>> {
+    let response = match request_phases(isolate, platform, ctx).await {
+        Ok(response) => response,
+        Err(error) => ctx.fail(error),
+    };
+    let response = response_phases(ctx, response);
+    log::finish(platform, ctx, &response);
+    response
+}
+
+/// A phase's [`Flow`]: answer now, or fall through to the next phase.
+macro_rules! answer_or_continue {
+    ($flow:expr) => {
+        if let Flow::Respond(response) = $flow {
+            return Ok(response);
+        }
+    };
+}
+
+async fn request_phases<P: Platform>(
+    isolate: &Isolate,
+    platform: &P,
+    ctx: &mut RequestCtx<P::Stream>,
+) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
+    let config = ctx.config.clone()?;
+    answer_or_continue!(admin::answer(platform, &config, ctx).await?);
+    answer_or_continue!(route::run(&config, ctx)?);
+    answer_or_continue!(cors::preflight(ctx));
+    answer_or_continue!(authenticate::run(platform, &isolate.auth, &config, ctx).await?);
+    answer_or_continue!(authorize::run(ctx)?);
+    answer_or_continue!(rate_limit::run(platform, &isolate.limits, ctx).await?);
+    // Cache lookup and request transformation slot in here.
+    upstream::run(platform, &config, ctx).await
+}
+
+/// The phases every response goes through, from the upstream or not.
+fn response_phases<S>(
+    ctx: &mut RequestCtx<S>,
+    mut response: http::Response<Body<S>>,
+) -> http::Response<Body<S>> {
+    // Response transformation and cache storage slot in here.
+    rate_limit::decorate(ctx, &mut response);
+    cors::decorate(ctx, &mut response);
+    respond::finish(ctx, response)
+}
