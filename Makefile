@@ -5,9 +5,12 @@
 #   make test   install what is missing and run every check and test,
 #               end-to-end tests on workerd included
 #
-# Every tool is pinned and installed into this checkout (.tools/,
-# node_modules/) only when missing, so both commands work on a fresh
-# machine and cost nothing extra on the next run.
+# Every tool is pinned. The Rust tools (worker-build, the wasm-bindgen CLI)
+# are compiled once per machine and version into a per-user cache
+# ($(PORTICO_TOOLS_CACHE), one directory per tool and version), so a fresh
+# clone on a machine that built them before does not compile them again;
+# npm packages go into node_modules/. Both commands work on a fresh machine
+# and cost nothing extra on the next run.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -15,15 +18,18 @@ SHELL := bash
 MAKEFLAGS += --no-print-directory
 
 ROOT := $(CURDIR)
-TOOLS := $(ROOT)/.tools
+# Per-user cache of compiled tools, keyed by tool and version.
+PORTICO_TOOLS_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/portico/tools
 WASM_TARGET := wasm32-unknown-unknown
 WORKER_BUILD_VERSION := 0.8.7
 # The wasm-bindgen CLI must equal the wasm-bindgen library in Cargo.lock.
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
 
-export PATH := $(TOOLS)/bin:$(HOME)/.cargo/bin:$(PATH)
+WORKER_BUILD_DIR := $(PORTICO_TOOLS_CACHE)/worker-build-$(WORKER_BUILD_VERSION)
+WASM_BINDGEN_DIR := $(PORTICO_TOOLS_CACHE)/wasm-bindgen-cli-$(WASM_BINDGEN_VERSION)
+export PATH := $(WORKER_BUILD_DIR)/bin:$(HOME)/.cargo/bin:$(PATH)
 # worker-build would download these; point it at the pinned local copies.
-export WASM_BINDGEN_BIN := $(TOOLS)/bin/wasm-bindgen
+export WASM_BINDGEN_BIN := $(WASM_BINDGEN_DIR)/bin/wasm-bindgen
 export ESBUILD_BIN := $(ROOT)/node_modules/.bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
@@ -31,8 +37,13 @@ export WRANGLER_SEND_METRICS := false
 WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 WORKER := build/worker/shim.mjs
 CLI := target/debug/portico
+# The CORS end-to-end test drives Debian's Chromium through puppeteer-core,
+# which never downloads a browser of its own. apt needs root: sudo only
+# when make does not already run as root.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup toolchain rust-target dev test bench fmt-check clippy test-native test-schema e2e worker cli wasm-bench size clean
+.PHONY: help setup toolchain rust-target dev test bench fmt-check clippy test-native test-schema e2e browser worker cli wasm-bench size clean
 
 help:
 	@echo "make dev    run the gateway locally with the demo (http://127.0.0.1:8787)"
@@ -45,28 +56,36 @@ help:
 
 setup: toolchain node_modules/.installed
 
-toolchain: rust-target $(TOOLS)/installed/worker-build-$(WORKER_BUILD_VERSION) $(TOOLS)/installed/wasm-bindgen-$(WASM_BINDGEN_VERSION)
+toolchain: rust-target $(WORKER_BUILD_DIR)/.installed $(WASM_BINDGEN_DIR)/.installed
 
 rust-target:
 	@rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
 
-# Version-stamped marker files make each install happen once per version.
-$(TOOLS)/installed/worker-build-$(WORKER_BUILD_VERSION):
-	@echo "installing worker-build $(WORKER_BUILD_VERSION) (a few minutes, once)"
-	cargo install --quiet --root $(TOOLS) worker-build --version $(WORKER_BUILD_VERSION) --locked --force
-	@mkdir -p $(dir $@) && touch $@
+# One directory per tool and version; the marker is written only after a
+# complete install, so an interrupted one is redone, never half-used.
+$(WORKER_BUILD_DIR)/.installed:
+	@echo "installing worker-build $(WORKER_BUILD_VERSION) into $(WORKER_BUILD_DIR) (a few minutes, once per machine)"
+	cargo install --quiet --root $(WORKER_BUILD_DIR) worker-build --version $(WORKER_BUILD_VERSION) --locked --force
+	@touch $@
 
 # Not --locked: the crate's own lockfile names a webpki-roots release the
 # registry no longer serves; the CLI version itself is still exact.
-$(TOOLS)/installed/wasm-bindgen-$(WASM_BINDGEN_VERSION):
+$(WASM_BINDGEN_DIR)/.installed:
 	@test -n "$(WASM_BINDGEN_VERSION)" || { echo "wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
-	@echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (a few minutes, once)"
-	cargo install --quiet --root $(TOOLS) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
-	@mkdir -p $(dir $@) && touch $@
+	@echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) into $(WASM_BINDGEN_DIR) (a few minutes, once per machine)"
+	cargo install --quiet --root $(WASM_BINDGEN_DIR) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+	@touch $@
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@mkdir -p $(dir $@) && touch $@
+
+# Only when missing. A fresh machine's package lists may be empty or stale,
+# hence the update; without recommends it is just the browser and its
+# libraries, which is all a headless run needs.
+browser:
+	@test -x $(CHROMIUM) || { echo "installing chromium (Debian package, for the CORS browser test)"; \
+	  $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 ## Build -------------------------------------------------------------------
 
@@ -132,7 +151,7 @@ test-native:
 test-schema: node_modules/.installed
 	node --test tests/schema/
 
-e2e: worker cli node_modules/.installed
+e2e: worker cli node_modules/.installed browser
 	node --test --test-concurrency=1 tests/e2e/ || { \
 	  echo "--- last lines of target/e2e/wrangler.log ---"; \
 	  tail -n 60 target/e2e/wrangler.log 2>/dev/null; exit 1; }

@@ -14,7 +14,19 @@ import { ROOT, freePort, portico, pushConfig, startWrangler, writeTestWranglerCo
 export const SIGNING_SECRET = "e2e-signing-secret";
 export const ADMIN_TOKEN = "e2e-admin-token";
 
-export async function startE2E({ name, configure = () => {}, vars = {} }) {
+export async function startE2E(options) {
+  // Whatever started before a failure (a refused config, say) is stopped
+  // again; an echo origin left listening would keep the test process alive.
+  const closers = [];
+  try {
+    return await startStack(options, closers);
+  } catch (error) {
+    await Promise.all(closers.map((close) => close()));
+    throw error;
+  }
+}
+
+async function startStack({ name, configure = () => {}, vars = {} }, closers) {
   const work = path.join(ROOT, "target/e2e", name);
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
@@ -22,7 +34,7 @@ export async function startE2E({ name, configure = () => {}, vars = {} }) {
   const log = path.join(work, "wrangler.log");
   const users = await startEchoServer({ name: "users" });
   const orders = await startEchoServer({ name: "orders" });
-  const closers = [users.close, orders.close];
+  closers.push(users.close, orders.close);
 
   const config = JSON.parse(fs.readFileSync(path.join(ROOT, "fixtures/config/demo.json"), "utf8"));
   config.settings.config_refresh_seconds = 1;
