@@ -30,7 +30,7 @@ use crate::ratelimit::{ScopePart, object_name};
 pub const PREFIX: &str = "/__portico/";
 
 /// Whether this request is for the operators' API of `config`.
-pub fn is_admin_request(config: &Config, path: &str) -> bool {
+fn is_admin_request(config: &Config, path: &str) -> bool {
     config.admin_token_secret.is_some() && path.starts_with(PREFIX)
 }
 

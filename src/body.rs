@@ -1,10 +1,13 @@
 //! Message bodies as the core sees them.
 //!
-//! The core almost never needs to read a body: it routes on the method, URL
-//! and headers, then hands the body to the upstream untouched. A body is
+//! The core rarely needs to read a body: it routes on the method, URL and
+//! headers, then hands the body to the upstream untouched. A body is
 //! therefore either bytes the gateway made itself (problem+json, for
-//! instance) or an opaque stream owned by the platform, which the core must
-//! never buffer, so large uploads and downloads stream straight through.
+//! instance) or an opaque stream owned by the platform, passed through so
+//! large uploads and downloads stream straight through. Only a feature
+//! that must see the bytes (a retry that may resend them, a cache store, a
+//! transformation, the gateway's own calls) reads one, through the
+//! platform's [`Bodies`](crate::platform::Bodies), always with a size cap.
 
 use bytes::Bytes;
 

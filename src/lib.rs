@@ -30,18 +30,28 @@
 //! The core never names `worker::*`; only `platform::workers` does.
 //!
 //! A panic in wasm takes down every request in flight in the isolate, so
-//! outside tests nothing here may unwrap, expect or panic.
+//! outside tests nothing here may unwrap, expect, panic or index out of
+//! bounds: the lints below make the compiler find the next one.
 
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::indexing_slicing
+    )
 )]
 
 pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod body;
+// The operators' command line runs on their machine, not on the request
+// path; a panic there ends one command, never a request.
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]
+#[allow(clippy::indexing_slicing)]
 pub mod cli;
 pub mod config;
 pub mod cors;

@@ -59,10 +59,6 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         }
     }
 
-    pub fn remove(&mut self, key: &K) {
-        self.entries.remove(key);
-    }
-
     pub fn clear(&mut self) {
         self.entries.clear();
         self.order.clear();

@@ -196,6 +196,17 @@ const INVALID: &[(&str, &str, &str)] = &[
         "routes[0].rate_limit",
         "unique within a route",
     ),
+    (
+        "cors-credentials-any-origin",
+        "routes[0].cors.credentials",
+        "credentials cannot be allowed for every origin",
+    ),
+    (
+        "cors-bad-origin",
+        "cors.origins[0]",
+        "scheme, host and port only",
+    ),
+    ("log-bad-sample-rate", "log.sample_rate", "between 0 and 1"),
 ];
 
 #[test]

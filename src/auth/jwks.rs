@@ -219,7 +219,7 @@ async fn fetch<P: HttpClient>(
 
 /// The usable signing keys of a JWKS document. Keys that are not for
 /// signatures, of unknown types, or weak are skipped, not fatal.
-pub fn parse_jwks(document: &Value) -> Result<Vec<VerifyingKey>, String> {
+fn parse_jwks(document: &Value) -> Result<Vec<VerifyingKey>, String> {
     let keys = document
         .get("keys")
         .and_then(Value::as_array)

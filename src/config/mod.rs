@@ -142,7 +142,7 @@ impl Config {
     }
 
     /// Check a parsed document.
-    pub fn from_document(document: wire::ConfigDocument) -> Result<Config, ConfigError> {
+    fn from_document(document: wire::ConfigDocument) -> Result<Config, ConfigError> {
         if document.version != SUPPORTED_VERSION {
             return Err(ConfigError::single(
                 "version",

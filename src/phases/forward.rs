@@ -87,7 +87,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Set the `X-Forwarded-*` headers for the upstream.
-pub fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientInfo, trust_client: bool) {
+fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientInfo, trust_client: bool) {
     let previous_for: Vec<String> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
@@ -195,7 +195,7 @@ pub fn upstream_headers(
 
 /// The query string the upstream receives: the client's, less an API key
 /// passed in it (unless the route forwards credentials).
-pub fn upstream_query(query: Option<&str>, policy: Option<&RouteAuth>) -> Option<String> {
+fn upstream_query(query: Option<&str>, policy: Option<&RouteAuth>) -> Option<String> {
     let query = query?;
     match policy {
         Some(policy) if !policy.forward_credentials => {
@@ -211,17 +211,17 @@ pub fn upstream_query(query: Option<&str>, policy: Option<&RouteAuth>) -> Option
 }
 
 /// What the upstream learns about the caller.
-pub struct IdentityHeaders<'a> {
-    pub names: &'a IdentityHeaderNames,
-    pub policy: Option<&'a RouteAuth>,
-    pub identity: Option<&'a Identity>,
+struct IdentityHeaders<'a> {
+    names: &'a IdentityHeaderNames,
+    policy: Option<&'a RouteAuth>,
+    identity: Option<&'a Identity>,
     /// The signing secret and the time to sign with (Unix seconds).
-    pub signing: Option<(&'a [u8], u64)>,
+    signing: Option<(&'a [u8], u64)>,
 }
 
 /// Replace any identity headers with the verified ones, drop the
 /// credential unless forwarded, and sign.
-pub fn set_identity_headers(
+fn set_identity_headers(
     headers: &mut HeaderMap,
     method: &http::Method,
     upstream: &Uri,

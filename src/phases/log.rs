@@ -60,11 +60,7 @@ fn should_log<S>(ctx: &RequestCtx<S>, status: u16) -> bool {
 }
 
 /// The access-log record of a finished request.
-pub fn access_log<S>(
-    ctx: &RequestCtx<S>,
-    status: u16,
-    now: crate::platform::UnixMillis,
-) -> AccessLog {
+fn access_log<S>(ctx: &RequestCtx<S>, status: u16, now: crate::platform::UnixMillis) -> AccessLog {
     let route = ctx.route.as_ref().map(|routed| &routed.route);
     let identity = ctx.identity.as_ref();
     AccessLog {

@@ -23,7 +23,7 @@ pub fn assign(headers: &HeaderMap, header: &HeaderName, ids: &impl Randomness) -
 }
 
 /// Whether a client-sent id may be kept.
-pub fn is_well_formed(id: &str) -> bool {
+fn is_well_formed(id: &str) -> bool {
     (1..=MAX_LEN).contains(&id.len())
         && id.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'+' | b'/' | b'=')

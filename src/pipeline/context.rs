@@ -39,7 +39,7 @@ pub struct ClientInfo {
 
 impl ClientInfo {
     /// Scheme and host from the request URL (or `Host` header).
-    pub fn from_request(uri: &Uri, headers: &HeaderMap, ip: Option<IpAddr>) -> ClientInfo {
+    fn from_request(uri: &Uri, headers: &HeaderMap, ip: Option<IpAddr>) -> ClientInfo {
         let host = uri.authority().map(|a| a.as_str().to_owned()).or_else(|| {
             headers
                 .get(header::HOST)

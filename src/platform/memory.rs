@@ -462,3 +462,83 @@ impl Randomness for MemoryPlatform {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_one_platform() {
+        let platform = MemoryPlatform::new();
+        let clone = platform.clone();
+        clone.advance(Duration::from_secs(5));
+        clone.kv_put(KvNamespace::Config, "k", "v");
+        assert_eq!(platform.now(), clone.now());
+        assert_eq!(platform.kv_reads(), 0);
+        let read = platform.get_text(KvNamespace::Config, "k").now_or_never();
+        assert_eq!(read, Some(Ok(Some("v".to_owned()))));
+    }
+
+    #[test]
+    fn the_cache_stores_matches_and_deletes_by_key_and_can_fail() {
+        let platform = MemoryPlatform::new();
+        let response = http::Response::builder()
+            .header("etag", "\"1\"")
+            .body(Body::Stream(Bytes::from_static(b"body")))
+            .unwrap();
+        let put = platform
+            .cache_put("https://cache.key/a", response)
+            .now_or_never();
+        assert_eq!(put, Some(Ok(())));
+        assert_eq!(platform.cache_keys(), ["https://cache.key/a"]);
+        let hit = platform
+            .cache_match("https://cache.key/a")
+            .now_or_never()
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(hit.headers()["etag"], "\"1\"");
+        assert!(matches!(hit.body(), Body::Stream(b) if b == "body"));
+        let miss = platform.cache_match("https://cache.key/b").now_or_never();
+        assert!(matches!(miss, Some(Ok(None))));
+        assert_eq!(
+            platform.cache_delete("https://cache.key/a").now_or_never(),
+            Some(Ok(true))
+        );
+        platform.fail_cache(Some("cache down"));
+        assert!(matches!(
+            platform.cache_match("https://cache.key/a").now_or_never(),
+            Some(Err(_))
+        ));
+    }
+
+    #[test]
+    fn a_teed_body_gives_every_byte_to_both_readers() {
+        let platform = MemoryPlatform::new();
+        let (a, b) = platform
+            .tee_body(Body::Stream(Bytes::from_static(b"stream")))
+            .unwrap();
+        for body in [a, b] {
+            let read = platform.read_body(body, 6).now_or_never();
+            assert_eq!(read, Some(Ok(Bytes::from_static(b"stream"))));
+        }
+        let too_long = platform.read_body(Body::full("seven!!"), 6).now_or_never();
+        assert_eq!(too_long, Some(Err(FetchError::TooLarge(6))));
+    }
+
+    #[test]
+    fn background_work_runs_when_the_test_says_and_may_queue_more() {
+        let platform = MemoryPlatform::new();
+        let done = Rc::new(Cell::new(0));
+        let (inner, counter) = (platform.clone(), Rc::clone(&done));
+        platform.wait_until(async move {
+            counter.set(counter.get() + 1);
+            let again = Rc::clone(&counter);
+            inner.wait_until(async move { again.set(again.get() + 10) });
+        });
+        assert_eq!(platform.pending_background(), 1);
+        assert_eq!(done.get(), 0, "nothing runs before the response is out");
+        assert_eq!(platform.run_background(), 2);
+        assert_eq!(done.get(), 11);
+    }
+}

@@ -146,8 +146,7 @@ pub(crate) fn normalize_escapes(raw: &str) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(raw.len());
     let mut at = 0;
-    while at < bytes.len() {
-        let byte = bytes[at];
+    while let Some(&byte) = bytes.get(at) {
         if byte == b'%' {
             let high = bytes.get(at + 1).and_then(|b| hex_value(*b));
             let low = bytes.get(at + 2).and_then(|b| hex_value(*b));
@@ -159,8 +158,10 @@ pub(crate) fn normalize_escapes(raw: &str) -> Result<String, PathError> {
                 out.push(char::from(decoded));
             } else {
                 out.push('%');
-                out.push(char::from(HEX_UPPER[usize::from(high)]));
-                out.push(char::from(HEX_UPPER[usize::from(low)]));
+                for digit in [high, low] {
+                    let hex = HEX_UPPER.get(usize::from(digit)).copied().unwrap_or(b'0');
+                    out.push(char::from(hex));
+                }
             }
             at += 3;
             continue;

@@ -63,10 +63,9 @@ impl PathTransform {
     ) -> Result<PathTransform, RewriteError> {
         let not_a_prefix = || RewriteError::NotAPrefix(prefix.to_owned());
         let parsed = PathPattern::parse(prefix).map_err(|_| not_a_prefix())?;
-        if parsed.has_tail() || parsed.segments().len() > pattern.segments().len() {
-            return Err(not_a_prefix());
-        }
-        if parsed.segments() != &pattern.segments()[..parsed.segments().len()] {
+        if parsed.has_tail()
+            || pattern.segments().get(..parsed.segments().len()) != Some(parsed.segments())
+        {
             return Err(not_a_prefix());
         }
         Ok(PathTransform::StripPrefix {

@@ -149,23 +149,6 @@ impl<T> RouteTable<T> {
         }
     }
 
-    pub fn specs(&self) -> &[RouteSpec] {
-        &self.specs
-    }
-
-    /// The routes' values, in document order.
-    pub fn values(&self) -> &[T] {
-        &self.values
-    }
-
-    pub fn len(&self) -> usize {
-        self.specs.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.specs.is_empty()
-    }
-
     /// The route for a request. `host` is normalised (see
     /// [`normalize_request_host`](super::host::normalize_request_host)).
     pub fn find(&self, method: &Method, host: Option<&str>, path: &RequestPath) -> Lookup<'_, T> {

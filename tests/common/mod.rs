@@ -113,7 +113,7 @@ impl Harness {
     ) -> Response<Body<Bytes>> {
         futures::executor::block_on(
             self.gateway
-                .handle(&self.platform, Inbound { request, client_ip }),
+                .handle(&self.platform, Inbound::new(request, client_ip)),
         )
     }
 

@@ -134,6 +134,29 @@ test("a well-formed client request id is kept end to end", async () => {
   assert.equal((await response.json()).headers["x-request-id"], "trace-e2e.1");
 });
 
+test("a client's trace continues through the gateway to the origin and back", async () => {
+  const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const response = await get("/api/users/42", {
+    headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01`, tracestate: "vendor=opaque" },
+  });
+  assert.equal(response.status, 200);
+  const echo = await response.json();
+  const sent = echo.headers.traceparent;
+  assert.match(sent, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
+  assert.notEqual(sent.slice(36, 52), "00f067aa0ba902b7", "the gateway's own span is the parent");
+  assert.equal(echo.headers.tracestate, "vendor=opaque");
+  assert.equal(response.headers.get("traceparent"), sent);
+});
+
+test("a request without a trace gets a new one, the same at the origin and on the response", async () => {
+  const response = await get("/api/users/42");
+  const echo = await response.json();
+  assert.match(echo.headers.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$/);
+  assert.equal(response.headers.get("traceparent"), echo.headers.traceparent);
+  const problem = await stack.fetch("/nowhere");
+  assert.match(problem.headers.get("traceparent"), /^00-[0-9a-f]{32}-/, "errors carry a trace too");
+});
+
 test("origin redirects go back to the client unfollowed", async () => {
   const response = await get("/api/users/1?status=302&location=http://127.0.0.1:1/internal");
   assert.equal(response.status, 302);

@@ -40,6 +40,9 @@ test("the schema rejects the invalid fixtures it can express", () => {
     "auth-secret-value",
     "ratelimit-bad-period",
     "ratelimit-unknown-algorithm",
+    "cors-credentials-any-origin",
+    "cors-bad-origin",
+    "log-bad-sample-rate",
   ];
   for (const name of structural) {
     assert.equal(validate(fixture(`invalid/${name}.json`)), false, `${name} passed the schema`);
