@@ -132,6 +132,7 @@ bench: setup worker cli wasm-bench
 	node tests/support/wasm-bench.mjs | tee target/bench/wasm-cpu.md
 	node tests/support/ratelimit-bench.mjs | tee target/bench/ratelimit.md
 	node tests/support/size.mjs | tee target/bench/size.md
+	node tests/support/coldstart.mjs | tee target/bench/coldstart.md
 	node tests/support/bench.mjs
 
 ## Test --------------------------------------------------------------------

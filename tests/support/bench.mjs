@@ -8,6 +8,7 @@
 // load from a third. Each target gets a warm-up, then several timed runs.
 //
 //   node tests/support/bench.mjs [--seconds 10] [--runs 3] [--connections 32]
+//                                [--only passthrough,portico-route]
 
 import { execFile } from "node:child_process";
 import fs from "node:fs";
@@ -26,6 +27,9 @@ const option = (flag, fallback) => {
 const SECONDS = Number(option("--seconds", "10"));
 const RUNS = Number(option("--runs", "3"));
 const CONNECTIONS = Number(option("--connections", "32"));
+const ONLY = option("--only", "")
+  .split(",")
+  .filter(Boolean);
 const OUT = path.join(ROOT, "target/bench");
 fs.mkdirSync(OUT, { recursive: true });
 
@@ -51,6 +55,7 @@ async function wrk(url, seconds, headers = []) {
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 async function measure(name, url, headers) {
+  if (ONLY.length > 0 && !ONLY.includes(name)) return null;
   await wrk(url, 2, headers); // warm-up: isolates, caches, objects
   const runs = [];
   for (let i = 0; i < RUNS; i += 1) runs.push(await wrk(url, SECONDS, headers));
@@ -92,6 +97,9 @@ try {
   origin.stop();
 }
 
+const measured = results.filter(Boolean);
+results.length = 0;
+results.push(...measured);
 const byName = Object.fromEntries(results.map((r) => [r.name, r]));
 const ratio = (a, b) => (b ? (a / b).toFixed(2) : "-");
 const lines = [

@@ -74,6 +74,10 @@ Then try:
   curl -i -X PATCH ${base}/api/orders/7                 # 405, with Allow
   curl -i ${base}/nowhere                               # 404 problem+json
   curl -i "${base}/api/orders/7?delay_ms=3000" -H "X-API-Key: $KEY"   # 504 after 2 s
+  curl -i -X OPTIONS ${base}/api/orders/7 -H "Origin: http://localhost:5173" -H "Access-Control-Request-Method: GET" -H "Access-Control-Request-Headers: x-api-key"
+                                                        # CORS preflight answered by the gateway: 204
+  curl -i ${base}/api/orders/7 -H "X-API-Key: $KEY" -H "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                                                        # the trace reaches the service and comes back
   for i in $(seq 12); do curl -s -o /dev/null -w "%{http_code} " ${base}/api/orders/7 -H "X-API-Key: $KEY"; done; echo
                                                         # the demo key may make 10 calls a minute
   target/debug/portico limits show ${demoKey.record.id} --admin-token ${ADMIN_TOKEN}
