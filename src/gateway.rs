@@ -11,12 +11,10 @@ use std::rc::Rc;
 
 use crate::auth::AuthState;
 use crate::body::Body;
-use crate::config::ConfigSource;
 use crate::error::GatewayError;
 use crate::phases::{log, respond};
-use crate::pipeline::{self, RequestCtx};
+use crate::pipeline::{self, Isolate, RequestCtx};
 use crate::platform::Platform;
-use crate::ratelimit::local::LocalLimits;
 
 /// A request as the runtime hands it over.
 #[derive(Debug)]
@@ -36,14 +34,6 @@ impl<S> Inbound<S> {
             colo: None,
         }
     }
-}
-
-/// What an isolate keeps between requests.
-#[derive(Default)]
-pub struct Isolate {
-    pub config: ConfigSource,
-    pub auth: AuthState,
-    pub limits: LocalLimits,
 }
 
 /// The gateway of one isolate.

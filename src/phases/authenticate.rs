@@ -19,7 +19,8 @@ use crate::auth::{
 };
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::pipeline::{Flow, RequestCtx};
+use crate::pipeline::context::RequestCtx;
+use crate::pipeline::flow::Flow;
 use crate::platform::{Clock, HttpClient, KvStore, LogSink, Secrets};
 
 const REALM: &str = "portico";

@@ -4,7 +4,8 @@
 
 use crate::auth::{AuthMethod, Identity, RouteAuth};
 use crate::error::GatewayError;
-use crate::pipeline::{Flow, RequestCtx};
+use crate::pipeline::context::RequestCtx;
+use crate::pipeline::flow::Flow;
 
 /// Check the authenticated caller against the route's requirements.
 pub fn run<S>(ctx: &mut RequestCtx<S>) -> Result<Flow<S>, GatewayError> {

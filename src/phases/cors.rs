@@ -12,8 +12,8 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::body::Body;
 use crate::cors;
-use crate::pipeline::context::CorsOutcome;
-use crate::pipeline::{Flow, RequestCtx};
+use crate::pipeline::context::{CorsOutcome, RequestCtx};
+use crate::pipeline::flow::Flow;
 
 /// Answer a preflight the route's policy covers.
 pub fn preflight<S>(ctx: &mut RequestCtx<S>) -> Flow<S> {

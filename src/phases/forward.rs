@@ -30,7 +30,7 @@ use crate::config::{Config, Settings};
 use crate::error::GatewayError;
 use crate::http::strip_hop_by_hop;
 use crate::observe::trace::TRACEPARENT;
-use crate::pipeline::{ClientInfo, RequestCtx, Routed};
+use crate::pipeline::context::{ClientInfo, RequestCtx, Routed};
 use crate::platform::{Clock, Secrets};
 use crate::upstream::Origin;
 

@@ -16,7 +16,7 @@ use crate::auth::AuthMethod;
 use crate::body::Body;
 use crate::observe::events::{AccessLog, Event, Timings};
 use crate::observe::metrics::MetricsPoint;
-use crate::pipeline::RequestCtx;
+use crate::pipeline::context::RequestCtx;
 use crate::platform::{Clock, LogSink, MetricsSink};
 
 /// Log and count a finished request.

@@ -6,7 +6,7 @@ use http::{HeaderValue, Method, Response};
 
 use crate::body::Body;
 use crate::observe::trace::TRACEPARENT;
-use crate::pipeline::RequestCtx;
+use crate::pipeline::context::RequestCtx;
 
 /// Stamp the request id and trace, and drop the body of a HEAD response.
 pub fn finish<S>(ctx: &RequestCtx<S>, mut response: Response<Body<S>>) -> Response<Body<S>> {

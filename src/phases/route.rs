@@ -18,7 +18,8 @@ use http::{HeaderMap, Method, Uri};
 use crate::config::{Config, Route};
 use crate::cors;
 use crate::error::GatewayError;
-use crate::pipeline::{Flow, RequestCtx, Routed};
+use crate::pipeline::context::{RequestCtx, Routed};
+use crate::pipeline::flow::Flow;
 use crate::routing::{Lookup, RequestPath, normalize_request_host};
 
 /// Match the request; never answers early, only fails.

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::error::GatewayError;
 use crate::http::strip_hop_by_hop;
 use crate::phases::forward;
-use crate::pipeline::RequestCtx;
+use crate::pipeline::context::RequestCtx;
 use crate::platform::{Clock, HttpClient, Secrets};
 use crate::upstream::single;
 

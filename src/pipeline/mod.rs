@@ -32,17 +32,29 @@
 //! [`RequestCtx`]. Only the pipeline knows their order.
 
 use crate::admin;
+use crate::auth::AuthState;
 use crate::body::Body;
+use crate::config::ConfigSource;
 use crate::error::GatewayError;
-use crate::gateway::Isolate;
 use crate::phases::{authenticate, authorize, cors, log, rate_limit, respond, route, upstream};
 use crate::platform::Platform;
+use crate::ratelimit::local::LocalLimits;
 
 pub mod context;
 pub mod flow;
 
 pub use context::{ClientInfo, RequestCtx, Routed};
 pub use flow::Flow;
+
+/// What one isolate keeps between requests, for the phases to share: the
+/// config in use, the authentication caches and what it knows about rate
+/// limits.
+#[derive(Default)]
+pub struct Isolate {
+    pub config: ConfigSource,
+    pub auth: AuthState,
+    pub limits: LocalLimits,
+}
 
 /// Run a request through every phase; the response the client receives.
 pub async fn serve<P: Platform>(
