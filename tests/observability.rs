@@ -32,7 +32,8 @@ fn access_logs(harness: &Harness) -> Vec<AccessLog> {
         .collect()
 }
 
-/// An API-key route with a per-key limit, and a public route.
+/// An API-key route with a per-key limit, and a public route; every
+/// request logged unless `extra` sets another `log`.
 fn harness(extra: Value) -> Harness {
     let mut config: Value = serde_json::from_str(&auth_config(
         json!({}),
@@ -44,6 +45,7 @@ fn harness(extra: Value) -> Harness {
         ]),
     ))
     .unwrap();
+    config["log"] = json!({ "sample_rate": 1 });
     if let (Some(config), Some(extra)) = (config.as_object_mut(), extra.as_object()) {
         config.extend(extra.clone());
     }
@@ -211,6 +213,36 @@ fn sampling_drops_only_successes_and_never_an_error() {
         harness.platform.metrics().len(),
         8,
         "metrics count every request"
+    );
+}
+
+#[test]
+fn by_default_one_success_in_ten_is_logged_and_every_error() {
+    let harness = harness(json!({}));
+    let mut config: Value = serde_json::from_str(&auth_config(
+        json!({}),
+        json!([{ "id": "public", "path": "/public/*", "service": "users" }]),
+    ))
+    .unwrap();
+    config.as_object_mut().unwrap().remove("log");
+    harness.platform.kv_put(
+        KvNamespace::Config,
+        portico::config::CONFIG_KEY,
+        &config.to_string(),
+    );
+    for _ in 0..1000 {
+        harness.get("http://gw.example/public/1");
+    }
+    for _ in 0..50 {
+        harness.get("http://gw.example/nowhere");
+    }
+    let logs = access_logs(&harness);
+    let errors = logs.iter().filter(|log| log.status == 404).count();
+    assert_eq!(errors, 50);
+    let successes = logs.len() - errors;
+    assert!(
+        (60..=140).contains(&successes),
+        "{successes} of 1000 logged"
     );
 }
 

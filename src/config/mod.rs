@@ -101,9 +101,16 @@ pub struct LogSettings {
     pub sample_rate: f64,
 }
 
+/// One success in ten: a log line is the dearest thing a request does in
+/// the isolate (and each is billed by Workers Logs), errors are always
+/// logged, and the metrics count every request anyway.
+const DEFAULT_SAMPLE_RATE: f64 = 0.1;
+
 impl Default for LogSettings {
     fn default() -> Self {
-        LogSettings { sample_rate: 1.0 }
+        LogSettings {
+            sample_rate: DEFAULT_SAMPLE_RATE,
+        }
     }
 }
 

@@ -35,7 +35,8 @@ use crate::platform::{Clock, Secrets};
 use crate::upstream::Origin;
 
 /// The request the upstream receives for this request, sent to `origin`.
-/// Takes the request body out of the context.
+/// Takes the request body (and the platform's extensions, which let it
+/// build the upstream request from the client's) out of the context.
 pub fn build<P, S>(
     platform: &P,
     config: &Config,
@@ -78,6 +79,7 @@ where
     *outbound.method_mut() = ctx.method.clone();
     *outbound.uri_mut() = uri;
     *outbound.headers_mut() = headers;
+    *outbound.extensions_mut() = std::mem::take(&mut ctx.extensions);
     Ok(outbound)
 }
 

@@ -135,6 +135,10 @@ pub struct RequestCtx<S> {
     pub headers: HeaderMap,
     /// The request body until the upstream phase takes it.
     pub body: Body<S>,
+    /// Whatever the platform attached to the request (the runtime's own
+    /// request object, say); handed on with the upstream request so the
+    /// platform can build that from the original. The core never reads it.
+    pub extensions: http::Extensions,
     pub client: ClientInfo,
     /// The normalised host the client asked for.
     pub host: Option<String>,
@@ -192,6 +196,7 @@ impl<S> RequestCtx<S> {
             uri: parts.uri,
             headers: parts.headers,
             body,
+            extensions: parts.extensions,
             client,
             host,
             request_id,

@@ -2,14 +2,97 @@
 //! core's `http` types. Header values travel as byte strings (one char per
 //! byte), as the Fetch standard defines them, so no byte is lost or
 //! mangled; bodies are handed over as streams, never read.
+//!
+//! Every call from wasm into JavaScript costs more than the copying it
+//! does, so each conversion is one call into a small JavaScript helper
+//! (below) that moves a whole head, headers included, as one string:
+//! "line\nline\n...", with a line each for the method or status, the URL,
+//! then every header name and value. Neither can hold a line feed.
+//!
+//! A message the runtime handed over keeps its runtime headers object (in
+//! the `http` extensions, which the core passes along untouched). When the
+//! core sends it on (the client's request upstream, the upstream's
+//! response to the client), only the headers it changed cross back:
+//! "d\nname" to delete, "s\nname\nvalue" to set, "a\nname\nvalue" to
+//! append, applied to a copy the runtime makes natively.
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use js_sys::Uint8Array;
+use js_sys::{Promise, Uint8Array};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::ReadableStream;
 
 use crate::body::Body;
+
+#[wasm_bindgen(inline_js = r#"
+function newHeaders(lines, from) {
+  const headers = new Headers();
+  for (let i = from; i + 1 < lines.length; i += 2) headers.append(lines[i], lines[i + 1]);
+  return headers;
+}
+function joinHeaders(head, headers) {
+  for (const [name, value] of headers) head += name + "\n" + value + "\n";
+  return head;
+}
+export function portico_request_head(request) {
+  return joinHeaders(request.method + "\n" + request.url + "\n", request.headers);
+}
+export function portico_response_head(response) {
+  return joinHeaders(response.status + "\n", response.headers);
+}
+function applyChanges(headers, changes) {
+  const lines = changes.split("\n");
+  for (let i = 0; i + 1 < lines.length; ) {
+    const op = lines[i];
+    if (op === "d") {
+      headers.delete(lines[i + 1]);
+      i += 2;
+    } else {
+      if (op === "s") headers.set(lines[i + 1], lines[i + 2]);
+      else headers.append(lines[i + 1], lines[i + 2]);
+      i += 3;
+    }
+  }
+  return headers;
+}
+export function portico_fetch(head, arrived, body, timeoutMs) {
+  const lines = head.split("\n");
+  // With the headers the request arrived with, the head lists only what
+  // changed; else every header.
+  const headers = arrived === undefined ? newHeaders(lines, 2) : applyChanges(new Headers(arrived), lines.slice(2).join("\n"));
+  const controller = new AbortController();
+  const init = { method: lines[0], headers, redirect: "manual", signal: controller.signal };
+  if (body !== undefined) init.body = body;
+  // Until the response headers arrive; the body then streams on.
+  const timer = setTimeout(() => controller.abort(new DOMException("no response in time", "TimeoutError")), timeoutMs);
+  return fetch(lines[1], init).then(
+    (response) => { clearTimeout(timer); return response; },
+    (error) => { clearTimeout(timer); throw error; },
+  );
+}
+export function portico_response(head, arrived, body) {
+  const lines = head.split("\n");
+  const headers = arrived === undefined ? newHeaders(lines, 1) : applyChanges(new Headers(arrived), lines.slice(1).join("\n"));
+  return new Response(body === undefined ? null : body, { status: Number(lines[0]), headers });
+}
+"#)]
+extern "C" {
+    fn portico_request_head(request: &web_sys::Request) -> String;
+    fn portico_response_head(response: &web_sys::Response) -> String;
+    #[wasm_bindgen(catch)]
+    fn portico_fetch(
+        head: &str,
+        arrived: JsValue,
+        body: JsValue,
+        timeout_ms: u32,
+    ) -> Result<Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn portico_response(
+        head: &str,
+        arrived: JsValue,
+        body: JsValue,
+    ) -> Result<web_sys::Response, JsValue>;
+}
 
 /// Text of a JavaScript exception, for logs.
 pub fn js_error_text(error: &JsValue) -> String {
@@ -17,11 +100,20 @@ pub fn js_error_text(error: &JsValue) -> String {
         .dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
         .or_else(|| error.as_string())
+        .or_else(|| {
+            js_sys::Reflect::get(error, &JsValue::from_str("message"))
+                .ok()
+                .and_then(|message| message.as_string())
+        })
         .unwrap_or_else(|| "unknown JavaScript error".to_owned())
 }
 
-fn byte_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|&b| char::from(b)).collect()
+/// Whether a rejected fetch was ended by its timeout.
+pub fn is_timeout(error: &JsValue) -> bool {
+    js_sys::Reflect::get(error, &JsValue::from_str("name"))
+        .ok()
+        .and_then(|name| name.as_string())
+        .is_some_and(|name| name == "TimeoutError")
 }
 
 fn string_bytes(text: &str) -> Vec<u8> {
@@ -30,90 +122,190 @@ fn string_bytes(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Copy JavaScript headers into a `HeaderMap`, skipping anything invalid.
-fn header_map(headers: &web_sys::Headers) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    let Ok(Some(entries)) = js_sys::try_iter(headers) else {
-        return map;
-    };
-    for entry in entries.flatten() {
-        let pair: js_sys::Array = entry.unchecked_into();
-        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
-            continue;
-        };
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&string_bytes(&value)),
-        ) {
-            map.append(name, value);
-        }
-    }
-    map
+/// The runtime's headers a message arrived with, and the map the core got
+/// from them.
+#[derive(Clone)]
+struct Arrived {
+    headers: web_sys::Headers,
+    map: HeaderMap,
+    /// Names the core could not represent: removed when the message is
+    /// sent on, as if the core had seen and dropped them.
+    skipped: Vec<String>,
 }
 
-fn js_headers(map: &HeaderMap) -> Result<web_sys::Headers, String> {
-    let headers = web_sys::Headers::new().map_err(|e| js_error_text(&e))?;
-    for (name, value) in map {
-        headers
-            .append(name.as_str(), &byte_string(value.as_bytes()))
-            .map_err(|e| js_error_text(&e))?;
+// SAFETY: wasm32 Workers isolates are single-threaded; the runtime object
+// never crosses a thread. `http::Extensions` asks for Send + Sync only
+// because the `http` crate serves threaded programs too.
+unsafe impl Send for Arrived {}
+unsafe impl Sync for Arrived {}
+
+/// Headers from "name\nvalue\n" lines, with the names of any that are not
+/// valid (left out of the map).
+fn parse_headers<'a>(mut lines: impl Iterator<Item = &'a str>) -> (HeaderMap, Vec<String>) {
+    let mut map = HeaderMap::new();
+    let mut skipped = Vec::new();
+    while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&string_bytes(value)),
+        ) {
+            (Ok(name), Ok(value)) => {
+                map.append(name, value);
+            }
+            _ => skipped.push(name.to_owned()),
+        }
     }
-    Ok(headers)
+    (map, skipped)
+}
+
+fn push_value(out: &mut String, value: &HeaderValue) {
+    out.extend(value.as_bytes().iter().map(|&b| char::from(b)));
+}
+
+/// The changes that turn `arrived` into `now`, as "d", "s" and "a" lines.
+fn push_changes(out: &mut String, arrived: &Arrived, now: &HeaderMap) {
+    for name in &arrived.skipped {
+        out.push_str("d\n");
+        out.push_str(name);
+        out.push('\n');
+    }
+    for name in arrived.map.keys() {
+        if !now.contains_key(name) {
+            out.push_str("d\n");
+            out.push_str(name.as_str());
+            out.push('\n');
+        }
+    }
+    for name in now.keys() {
+        let values = now.get_all(name);
+        if values.iter().eq(arrived.map.get_all(name).iter()) {
+            continue;
+        }
+        for (index, value) in values.iter().enumerate() {
+            out.push_str(if index == 0 { "s\n" } else { "a\n" });
+            out.push_str(name.as_str());
+            out.push('\n');
+            push_value(out, value);
+            out.push('\n');
+        }
+    }
+}
+
+/// The head lines for `headers`: only the changes when the message came
+/// from the runtime (with what it arrived with), else every header.
+fn push_headers_or_changes(
+    head: &mut String,
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> JsValue {
+    match extensions.get::<Arrived>() {
+        Some(arrived) => {
+            push_changes(head, arrived, headers);
+            arrived.headers.clone().into()
+        }
+        None => {
+            push_headers(head, headers);
+            JsValue::UNDEFINED
+        }
+    }
+}
+
+/// Append "name\nvalue\n" lines for every header.
+fn push_headers(head: &mut String, map: &HeaderMap) {
+    for (name, value) in map {
+        head.push_str(name.as_str());
+        head.push('\n');
+        push_value(head, value);
+        head.push('\n');
+    }
+}
+
+fn js_body(body: Body<ReadableStream>) -> JsValue {
+    match body {
+        Body::Empty => JsValue::UNDEFINED,
+        Body::Stream(stream) => stream.into(),
+        Body::Full(bytes) => Uint8Array::from(&bytes[..]).into(),
+    }
 }
 
 /// The client's request as the core's type.
 pub fn inbound_request(
     request: &web_sys::Request,
 ) -> Result<http::Request<Body<ReadableStream>>, String> {
-    let uri: Uri = request
-        .url()
+    let head = portico_request_head(request);
+    let mut lines = head.split('\n');
+    let method = Method::from_bytes(lines.next().unwrap_or_default().as_bytes())
+        .map_err(|_| "the method is not a valid token".to_owned())?;
+    let uri: Uri = lines
+        .next()
+        .unwrap_or_default()
         .parse()
         .map_err(|_| "the URL could not be parsed".to_owned())?;
-    let method = Method::from_bytes(request.method().as_bytes())
-        .map_err(|_| "the method is not a valid token".to_owned())?;
     let mut inbound = http::Request::new(match request.body() {
         Some(stream) => Body::Stream(stream),
         None => Body::Empty,
     });
+    let (map, skipped) = parse_headers(lines);
     *inbound.method_mut() = method;
     *inbound.uri_mut() = uri;
-    *inbound.headers_mut() = header_map(&request.headers());
+    inbound.extensions_mut().insert(Arrived {
+        headers: request.headers(),
+        map: map.clone(),
+        skipped,
+    });
+    *inbound.headers_mut() = map;
     Ok(inbound)
 }
 
-/// The core's upstream request as a runtime request (redirects not followed).
-pub fn outbound_request(
+/// Send the core's upstream request (redirects not followed); the promise
+/// of the response. The request is aborted if its headers have not come
+/// back after `timeout_ms`; the promise then rejects with a
+/// `TimeoutError` (see [`is_timeout`]).
+pub fn fetch(
     request: http::Request<Body<ReadableStream>>,
-    signal: Option<&web_sys::AbortSignal>,
-) -> Result<web_sys::Request, String> {
+    timeout_ms: u32,
+) -> Result<Promise, String> {
     let (parts, body) = request.into_parts();
-    let init = web_sys::RequestInit::new();
-    init.set_method(parts.method.as_str());
-    init.set_headers(&js_headers(&parts.headers)?.into());
-    init.set_redirect(web_sys::RequestRedirect::Manual);
-    init.set_signal(signal);
+    let uri = parts.uri.to_string();
+    let mut head = String::with_capacity(uri.len() + 16 + parts.headers.len() * 40);
+    head.push_str(parts.method.as_str());
+    head.push('\n');
+    head.push_str(&uri);
+    head.push('\n');
+    let arrived = push_headers_or_changes(&mut head, &parts.headers, &parts.extensions);
     let may_have_body = parts.method != Method::GET && parts.method != Method::HEAD;
-    match body {
-        Body::Stream(stream) if may_have_body => init.set_body(&stream),
-        Body::Full(bytes) if may_have_body => init.set_body(&Uint8Array::from(&bytes[..])),
-        _ => {}
-    }
-    web_sys::Request::new_with_str_and_init(&parts.uri.to_string(), &init)
-        .map_err(|e| js_error_text(&e))
+    let body = if may_have_body {
+        js_body(body)
+    } else {
+        JsValue::UNDEFINED
+    };
+    portico_fetch(&head, arrived, body, timeout_ms).map_err(|e| js_error_text(&e))
 }
 
-/// The upstream's response as the core's type; the body stays a stream.
+/// A runtime response (from the upstream or the cache) as the core's type;
+/// the body stays a stream.
 pub fn upstream_response(
     response: web_sys::Response,
 ) -> Result<http::Response<Body<ReadableStream>>, String> {
-    let status = StatusCode::from_u16(response.status())
-        .map_err(|_| format!("invalid status {}", response.status()))?;
+    let head = portico_response_head(&response);
+    let mut lines = head.split('\n');
+    let status = lines
+        .next()
+        .and_then(|status| status.parse::<u16>().ok())
+        .and_then(|status| StatusCode::from_u16(status).ok())
+        .ok_or_else(|| "the response has an invalid status".to_owned())?;
     let mut converted = http::Response::new(match response.body() {
         Some(stream) => Body::Stream(stream),
         None => Body::Empty,
     });
+    let (map, skipped) = parse_headers(lines);
     *converted.status_mut() = status;
-    *converted.headers_mut() = header_map(&response.headers());
+    converted.extensions_mut().insert(Arrived {
+        headers: response.headers(),
+        map: map.clone(),
+        skipped,
+    });
+    *converted.headers_mut() = map;
     Ok(converted)
 }
 
@@ -127,23 +319,14 @@ pub fn client_response(
     response: http::Response<Body<ReadableStream>>,
 ) -> Result<web_sys::Response, String> {
     let (parts, body) = response.into_parts();
-    let init = web_sys::ResponseInit::new();
-    init.set_status(parts.status.as_u16());
-    init.set_headers(&js_headers(&parts.headers)?.into());
+    let mut head = String::with_capacity(8 + parts.headers.len() * 40);
+    head.push_str(parts.status.as_str());
+    head.push('\n');
+    let arrived = push_headers_or_changes(&mut head, &parts.headers, &parts.extensions);
     let body = if is_null_body_status(parts.status) {
-        Body::Empty
+        JsValue::UNDEFINED
     } else {
-        body
+        js_body(body)
     };
-    let built = match body {
-        Body::Empty => web_sys::Response::new_with_opt_readable_stream_and_init(None, &init),
-        Body::Stream(stream) => {
-            web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)
-        }
-        Body::Full(bytes) => {
-            let mut owned: Vec<u8> = Bytes::into(bytes);
-            web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut owned), &init)
-        }
-    };
-    built.map_err(|e| js_error_text(&e))
+    portico_response(&head, arrived, body).map_err(|e| js_error_text(&e))
 }

@@ -175,27 +175,17 @@ impl HttpClient for WorkersPlatform {
         request: http::Request<Body<ReadableStream>>,
         options: FetchOptions,
     ) -> Result<http::Response<Body<ReadableStream>>, FetchError> {
-        let controller = web_sys::AbortController::new()
-            .map_err(|e| FetchError::Unreachable(convert::js_error_text(&e)))?;
-        let outbound = convert::outbound_request(request, Some(&controller.signal()))
-            .map_err(FetchError::Unreachable)?;
-        // The global fetch, straight from web-sys: going through
-        // `worker::Fetch` would convert the request and read its `cf`.
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let send = pin!(JsFuture::from(global.fetch_with_request(&outbound)));
-        let timer = pin!(worker::Delay::from(options.timeout));
-        match select(send, timer).await {
-            Either::Left((Ok(response), _)) => {
-                convert::upstream_response(response.unchecked_into())
-                    .map_err(FetchError::Unreachable)
-            }
-            Either::Left((Err(error), _)) => {
-                Err(FetchError::Unreachable(convert::js_error_text(&error)))
-            }
-            Either::Right(_) => {
-                controller.abort();
-                Err(FetchError::Timeout(options.timeout))
-            }
+        // The global fetch, through one JavaScript helper that also owns the
+        // timeout: going through `worker::Fetch` would convert the request
+        // and read its `cf`, and a timer raced from Rust costs several more
+        // calls across the boundary.
+        let timeout_ms = u32::try_from(options.timeout.as_millis()).unwrap_or(u32::MAX);
+        let sent = convert::fetch(request, timeout_ms).map_err(FetchError::Unreachable)?;
+        match JsFuture::from(sent).await {
+            Ok(response) => convert::upstream_response(response.unchecked_into())
+                .map_err(FetchError::Unreachable),
+            Err(error) if convert::is_timeout(&error) => Err(FetchError::Timeout(options.timeout)),
+            Err(error) => Err(FetchError::Unreachable(convert::js_error_text(&error))),
         }
     }
 }
