@@ -7,6 +7,11 @@
 //! on any route: the objects are asked without charging anything. Policies
 //! that count per IP address are left out: an address is not a key's.
 //!
+//! `DELETE /__portico/cache/routes/{id}` retires every cached entry of a
+//! route in this data centre; `DELETE /__portico/cache/urls?url=URL`
+//! removes the entry a plain GET of URL would be answered from (routes
+//! whose entries are shared only).
+//!
 //! It never reveals a key or its hash, and compares the admin token in
 //! constant time.
 
@@ -20,9 +25,11 @@ use crate::auth::credentials::bearer_token;
 use crate::body::Body;
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::phases::cache;
+use crate::pipeline::Isolate;
 use crate::pipeline::context::RequestCtx;
 use crate::pipeline::flow::Flow;
-use crate::platform::{Clock, KvNamespace, KvStore, RateLimitStore, Secrets};
+use crate::platform::{Clock, KvNamespace, KvStore, Platform, RateLimitStore};
 use crate::problem::{Problem, ProblemType};
 use crate::ratelimit::object::{Check, LimitCall};
 use crate::ratelimit::{ScopePart, object_name};
@@ -37,22 +44,21 @@ fn is_admin_request(config: &Config, path: &str) -> bool {
 
 /// Phase "operators' API": answers requests under [`PREFIX`] when the API
 /// is on, before any route is matched; lets everything else through.
-pub async fn answer<P, S>(
+pub async fn answer<P: Platform>(
+    isolate: &Isolate,
     platform: &P,
     config: &Config,
-    ctx: &RequestCtx<S>,
-) -> Result<Flow<S>, GatewayError>
-where
-    P: Clock + KvStore + RateLimitStore + Secrets,
-{
+    ctx: &RequestCtx<P::Stream>,
+) -> Result<Flow<P::Stream>, GatewayError> {
     if !is_admin_request(config, ctx.uri.path()) {
         return Ok(Flow::Continue);
     }
     handle(
+        isolate,
         platform,
         config,
         &ctx.method,
-        ctx.uri.path(),
+        &ctx.uri,
         &ctx.headers,
         &ctx.request_id,
     )
@@ -78,17 +84,15 @@ fn not_found<S>(request_id: &str, detail: &str) -> http::Response<Body<S>> {
 }
 
 /// Answer an operators' API request.
-pub async fn handle<P, S>(
+pub async fn handle<P: Platform>(
+    isolate: &Isolate,
     platform: &P,
     config: &Config,
     method: &Method,
-    path: &str,
+    uri: &http::Uri,
     headers: &http::HeaderMap,
     request_id: &str,
-) -> Result<http::Response<Body<S>>, GatewayError>
-where
-    P: Clock + KvStore + RateLimitStore + Secrets,
-{
+) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
     let Some(secret_name) = &config.admin_token_secret else {
         return Ok(not_found(request_id, "No such endpoint."));
     };
@@ -108,17 +112,84 @@ where
             reason: "admin token missing or wrong".to_owned(),
         });
     }
+    let rest = uri.path().strip_prefix(PREFIX).unwrap_or_default();
+    if let Some(what) = rest.strip_prefix("cache/") {
+        if method != Method::DELETE {
+            return Err(GatewayError::MethodNotAllowed {
+                allow: vec![Method::DELETE],
+            });
+        }
+        return purge(isolate, platform, config, what, uri, request_id).await;
+    }
     if method != Method::GET {
         return Err(GatewayError::MethodNotAllowed {
             allow: vec![Method::GET],
         });
     }
-    let rest = path.strip_prefix(PREFIX).unwrap_or_default();
     match rest.strip_prefix("limits/keys/") {
         Some(id) if !id.is_empty() && !id.contains('/') => {
             key_limits(platform, config, id, request_id).await
         }
         _ => Ok(not_found(request_id, "No such admin endpoint.")),
+    }
+}
+
+/// `DELETE /__portico/cache/routes/{id}` and `.../cache/urls?url=URL`.
+async fn purge<P: Platform>(
+    isolate: &Isolate,
+    platform: &P,
+    config: &Config,
+    what: &str,
+    uri: &http::Uri,
+    request_id: &str,
+) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
+    let refused =
+        |detail: String| Problem::new(ProblemType::BAD_REQUEST, detail, request_id).into_response();
+    if let Some(id) = what.strip_prefix("routes/") {
+        if !config
+            .routes
+            .iter()
+            .any(|route| route.id == id && route.cache.is_some())
+        {
+            return Ok(not_found(request_id, "No cached route has this id."));
+        }
+        return match cache::purge_route(isolate, platform, id).await {
+            Ok(epoch) => Ok(json_response(
+                StatusCode::OK,
+                &json!({
+                    "route": id,
+                    "epoch": epoch,
+                    "scope": "this data centre",
+                    "effective_within_seconds": cache::EPOCH_TTL.as_secs(),
+                }),
+            )),
+            Err(error) => Err(GatewayError::Internal(format!("cache purge: {error}"))),
+        };
+    }
+    if what != "urls" {
+        return Ok(not_found(request_id, "No such admin endpoint."));
+    }
+    let Some(target) = uri
+        .query()
+        .and_then(|query| crate::auth::credentials::query_value(query, "url"))
+        .and_then(|url| url.parse::<http::Uri>().ok())
+        .filter(|url| url.authority().is_some())
+    else {
+        return Ok(refused(
+            "Give the absolute URL to purge as ?url=.".to_owned(),
+        ));
+    };
+    match cache::purge_url(isolate, platform, config, &target).await {
+        Ok((route, deleted)) => Ok(json_response(
+            StatusCode::OK,
+            &json!({
+                "url": target.to_string(),
+                "route": route,
+                "deleted": deleted,
+                "scope": "this data centre",
+            }),
+        )),
+        Err(reason) => Ok(refused(reason)),
     }
 }
 

@@ -48,6 +48,7 @@ pub mod admin;
 pub mod auth;
 pub mod bench;
 pub mod body;
+pub mod cache;
 // The operators' command line runs on their machine, not on the request
 // path; a panic there ends one command, never a request.
 #[cfg(all(feature = "cli", not(target_arch = "wasm32")))]

@@ -91,7 +91,7 @@ pub fn bearer_token(value: &str) -> Option<&str> {
 }
 
 /// The decoded value of query parameter `name`, if it appears exactly once.
-fn query_value(query: &str, name: &str) -> Option<String> {
+pub fn query_value(query: &str, name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).ok()?;
     let mut found = pairs.into_iter().filter(|(key, _)| key == name);
     let first = found.next()?;

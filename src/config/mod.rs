@@ -19,12 +19,14 @@ use std::time::Duration;
 use http::HeaderName;
 
 use crate::auth::{AuthSettings, RouteAuth};
+use crate::cache::CachePolicy;
 use crate::cors::{CorsPolicy, RouteCors};
 use crate::ratelimit::RouteRateLimit;
 use crate::routing::{PathTransform, RouteSpec, RouteTable};
 use crate::upstream::Upstream;
 
 mod auth;
+mod cache;
 mod cors;
 pub mod duration;
 pub mod error;
@@ -138,6 +140,8 @@ pub struct Route {
     pub rate_limit: Option<RouteRateLimit>,
     /// The route's own CORS policy, else the config-wide one; `None`: off.
     pub cors: Option<RouteCors>,
+    /// How its GET responses are cached; `None`: not at all.
+    pub cache: Option<Rc<CachePolicy>>,
 }
 
 impl Config {
@@ -169,12 +173,16 @@ impl Config {
             .as_ref()
             .and_then(|policy| cors::check_policy(policy, "cors", &mut issues))
             .map(Rc::new);
+        if let Some(defaults) = &document.cache {
+            cache::check_defaults(defaults, &mut issues);
+        }
         let services = services::check_services(&document.services, &mut issues);
         let context = routes::Context {
             services: &services,
             declared_services: &document.services,
             auth: &auth,
             cors: cors.as_ref(),
+            cache: document.cache.as_ref(),
         };
         let routes = routes::check_routes(&document.routes, &context, &mut issues);
         if !issues.is_empty() {

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use super::error::{ConfigError, Issues};
-use super::wire::{RouteDocument, ServiceDocument};
-use super::{NAME_RULE, Route, Service, auth, cors, is_name, rate_limit, services};
+use super::wire::{CacheDocument, RouteDocument, ServiceDocument};
+use super::{NAME_RULE, Route, Service, auth, cache, cors, is_name, rate_limit, services};
 use crate::cors::CorsPolicy;
 use crate::routing::{
     HostPattern, MethodSet, PathPattern, PathTransform, RouteConflict, RouteSpec, RouteTable,
@@ -19,6 +19,7 @@ pub(super) struct Context<'a> {
     pub declared_services: &'a BTreeMap<String, ServiceDocument>,
     pub auth: &'a auth::CheckedAuth,
     pub cors: Option<&'a Rc<CorsPolicy>>,
+    pub cache: Option<&'a CacheDocument>,
 }
 
 /// The usable routes, in document order; every problem goes to `issues`.
@@ -116,6 +117,17 @@ fn check_route(
             issues,
         )
     });
+    let cache = match (&document.cache, &spec) {
+        (Some(policy), Some(spec)) => cache::check_route_cache(
+            policy,
+            context.cache,
+            &spec.methods,
+            route_auth.as_ref().and_then(|auth| auth.as_ref()),
+            at,
+            issues,
+        ),
+        _ => None,
+    };
     if issues.len() != before {
         return None;
     }
@@ -129,6 +141,7 @@ fn check_route(
         auth: route_auth.flatten(),
         rate_limit: rate_limit.flatten(),
         cors,
+        cache,
     })
 }
 

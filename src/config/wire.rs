@@ -53,9 +53,29 @@ pub struct ConfigDocument {
     pub admin: Option<AdminDocument>,
     /// The config-wide CORS policy (routes may set their own or `false`).
     pub cors: Option<CorsDocument>,
+    /// Defaults for routes' `cache` policies.
+    pub cache: Option<CacheDocument>,
     pub log: Option<LogDocument>,
     pub services: BTreeMap<String, ServiceDocument>,
     pub routes: Vec<RouteDocument>,
+}
+
+/// A response caching policy (every field optional: a route's fields
+/// fall back to the config-wide `cache`, then to built-in defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheDocument {
+    pub ttl_seconds: Option<u64>,
+    pub honor_origin: Option<bool>,
+    pub statuses: Option<Vec<u16>>,
+    pub stale_while_revalidate_seconds: Option<u64>,
+    pub stale_if_error_seconds: Option<u64>,
+    pub max_body_bytes: Option<u64>,
+    pub vary_headers: Option<Vec<String>>,
+    pub query_params: Option<Vec<String>>,
+    pub ignore_query_params: Option<Vec<String>>,
+    pub shared: Option<bool>,
+    pub generation: Option<u64>,
 }
 
 /// Which requests are logged.
@@ -123,6 +143,8 @@ pub struct RouteDocument {
     /// for this route. Kept as JSON here so a mistake inside the policy is
     /// reported at its own path.
     pub cors: Option<serde_json::Value>,
+    /// Cache this route's GET responses.
+    pub cache: Option<CacheDocument>,
 }
 
 /// A route's rate limits.

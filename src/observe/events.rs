@@ -50,6 +50,13 @@ pub enum Event {
         error: String,
         failed_open: bool,
     },
+    /// The response cache failed (a lookup, a store, a background
+    /// refresh); the request went on as a miss.
+    CacheFailed {
+        route: String,
+        operation: &'static str,
+        error: String,
+    },
     /// Fetching an issuer's key set failed; with `kept_previous` the last
     /// set stays in use.
     JwksFetchFailed {
@@ -66,7 +73,9 @@ impl Event {
             Event::Request(_) | Event::ConfigLoaded { .. } | Event::JwksFetched { .. } => {
                 Level::Info
             }
-            Event::ConfigRefused { .. } | Event::ConfigMissing => Level::Warn,
+            Event::ConfigRefused { .. } | Event::ConfigMissing | Event::CacheFailed { .. } => {
+                Level::Warn
+            }
             Event::ConfigReadFailed { .. }
             | Event::JwksFetchFailed { .. }
             | Event::RateLimitUnavailable { .. } => Level::Error,

@@ -59,8 +59,14 @@ where
     };
     let query = upstream_query(ctx.uri.query(), policy);
     let uri = upstream_uri(routed, origin, query.as_deref())?;
-    let mut headers =
-        upstream_headers(&ctx.headers, &ctx.client, &config.settings, &ctx.request_id);
+    let cached = routed.route.cache.is_some();
+    let mut headers = upstream_headers(
+        &ctx.headers,
+        &ctx.client,
+        &config.settings,
+        &ctx.request_id,
+        cached,
+    );
     headers.insert(TRACEPARENT, ctx.trace.traceparent());
     set_identity_headers(
         &mut headers,
@@ -179,21 +185,51 @@ pub fn upstream_uri(
 }
 
 /// The headers the upstream receives, from the client's.
+///
+/// On a cached route the response may be stored for other clients, so no
+/// request header outside the cache key may shape it: client-sent
+/// forwarding headers are never trusted there, headers that override the
+/// method or URL are dropped, and so are conditionals (the gateway wants
+/// the full response to store, and answers a client's conditional itself).
 pub fn upstream_headers(
     client_headers: &HeaderMap,
     client: &ClientInfo,
     settings: &Settings,
     request_id: &str,
+    cached: bool,
 ) -> HeaderMap {
     let mut headers = client_headers.clone();
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
-    set_forwarding_headers(&mut headers, client, settings.trust_forwarded_headers);
+    let trust_client = settings.trust_forwarded_headers && !cached;
+    set_forwarding_headers(&mut headers, client, trust_client);
+    if cached {
+        for name in UNKEYED_INPUTS {
+            headers.remove(name);
+        }
+    }
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(&settings.request_id_header, value);
     }
     headers
 }
+
+/// Request headers that change what an origin answers without being part
+/// of a cache key: method and URL overrides, host claims, conditionals.
+const UNKEYED_INPUTS: [&str; 12] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-host",
+    "x-forwarded-server",
+    "if-none-match",
+    "if-modified-since",
+    "if-match",
+    "if-unmodified-since",
+    "if-range",
+];
 
 /// The query string the upstream receives: the client's, less an API key
 /// passed in it (unless the route forwards credentials).

@@ -10,6 +10,7 @@
 //! | authenticate   | [`authenticate`] | who is calling; 401, or 503 if it cannot be told    |
 //! | authorize      | [`authorize`]    | required roles and scopes; 403 if missing           |
 //! | rate limit     | [`rate_limit`]   | every policy admits it; 429, or 503 if closed       |
+//! | cache          | [`cache`]        | answer from the cache; store and share what came    |
 //! | forward        | [`forward`]      | the upstream request: URL, headers, identity, trace |
 //! | upstream       | [`upstream`]     | choose the target and call it; 502 or 504           |
 //! | respond        | [`respond`]      | request id and trace on the response; HEAD bodies   |
@@ -22,6 +23,7 @@
 
 pub mod authenticate;
 pub mod authorize;
+pub mod cache;
 pub mod cors;
 pub mod forward;
 pub mod log;

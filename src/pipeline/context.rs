@@ -18,6 +18,7 @@ use crate::cors::{Preflight, Refusal};
 use crate::error::GatewayError;
 use crate::observe::events::{AttemptLog, Timings};
 use crate::observe::trace::TraceContext;
+use crate::phases::cache::CacheCtx;
 use crate::phases::request_id;
 use crate::platform::{Randomness, UnixMillis};
 use crate::ratelimit::{HeaderFamilies, PolicyResult};
@@ -152,8 +153,8 @@ pub struct RequestCtx<S> {
     pub identity: Option<Identity>,
     pub rate_limit: Option<LimitOutcome>,
     pub cors: Option<CorsOutcome>,
-    /// What the response cache did (RFC 9211 vocabulary), once there is one.
-    pub cache_status: Option<&'static str>,
+    /// What the response cache knows and did, on a cached route.
+    pub cache: Option<CacheCtx<S>>,
     pub upstream: UpstreamRecord,
     pub timings: Timings,
     pub failure: Option<Failure>,
@@ -207,7 +208,7 @@ impl<S> RequestCtx<S> {
             identity: None,
             rate_limit: None,
             cors: None,
-            cache_status: None,
+            cache: None,
             upstream: UpstreamRecord::default(),
             timings: Timings::default(),
             failure: None,

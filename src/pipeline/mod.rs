@@ -19,26 +19,36 @@
 //! | 5 | authenticate   | [`phases::authenticate`]      | 401, 503          | -               |
 //! | 6 | authorize      | [`phases::authorize`]         | 403               | -               |
 //! | 7 | rate limit     | [`phases::rate_limit`]        | 429, 503          | -               |
-//! | - | cache lookup   | (response caching)            | yes (a hit)       | -               |
+//! | 8 | cache lookup   | [`phases::cache::lookup`]     | yes (a hit, 304)  | -               |
 //! | - | request transform | (transformation)           | 400, 413          | -               |
-//! | 8 | upstream       | [`phases::upstream`]          | 502, 503, 504     | -               |
-//! | - | response transform / cache store | (later)     | -                 | no              |
-//! | 9 | rate-limit headers | [`phases::rate_limit::decorate`] | -            | yes             |
-//! |10 | CORS headers   | [`phases::cors::decorate`]    | -                 | yes             |
-//! |11 | finish         | [`phases::respond`]           | -                 | yes             |
-//! |12 | log and metrics| [`phases::log`]               | -                 | yes             |
+//! | 9 | upstream       | [`phases::upstream`]          | 502, 503, 504     | -               |
+//! |10 | cache store    | [`phases::cache::store`]      | stale-if-error    | upstream only   |
+//! | - | response transform | (transformation)          | -                 | no              |
+//! |11 | rate-limit headers | [`phases::rate_limit::decorate`] | -            | yes             |
+//! |12 | CORS headers   | [`phases::cors::decorate`]    | -                 | yes             |
+//! |13 | cache status   | [`phases::cache::decorate`]   | -                 | yes             |
+//! |14 | finish         | [`phases::respond`]           | -                 | yes             |
+//! |15 | log and metrics| [`phases::log`]               | -                 | yes             |
 //!
 //! Phases never call each other: they communicate through
 //! [`RequestCtx`]. Only the pipeline knows their order.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::rc::Rc;
+
 use crate::admin;
 use crate::auth::AuthState;
 use crate::body::Body;
+use crate::cache::coalesce::Coalescer;
 use crate::config::ConfigSource;
 use crate::error::GatewayError;
-use crate::phases::{authenticate, authorize, cors, log, rate_limit, respond, route, upstream};
+use crate::phases::{
+    authenticate, authorize, cache, cors, log, rate_limit, respond, route, upstream,
+};
 use crate::platform::Platform;
 use crate::ratelimit::local::LocalLimits;
+use crate::ttl_cache::TtlCache;
 
 pub mod context;
 pub mod flow;
@@ -47,18 +57,35 @@ pub use context::{ClientInfo, RequestCtx, Routed};
 pub use flow::Flow;
 
 /// What one isolate keeps between requests, for the phases to share: the
-/// config in use, the authentication caches and what it knows about rate
-/// limits.
-#[derive(Default)]
+/// config in use, the authentication caches, what it knows about rate
+/// limits, and the cache keys it is fetching or refreshing.
 pub struct Isolate {
     pub config: ConfigSource,
     pub auth: AuthState,
     pub limits: LocalLimits,
+    pub coalescer: Rc<Coalescer>,
+    /// Keys a background request is refreshing.
+    pub cache_refreshing: RefCell<HashSet<String>>,
+    /// Routes' purge epochs in this data centre, as last read.
+    pub cache_epochs: RefCell<TtlCache<String, u64>>,
+}
+
+impl Default for Isolate {
+    fn default() -> Self {
+        Isolate {
+            config: ConfigSource::default(),
+            auth: AuthState::default(),
+            limits: LocalLimits::default(),
+            coalescer: Rc::default(),
+            cache_refreshing: RefCell::default(),
+            cache_epochs: RefCell::new(TtlCache::new(1_000)),
+        }
+    }
 }
 
 /// Run a request through every phase; the response the client receives.
 pub async fn serve<P: Platform>(
-    isolate: &Isolate,
+    isolate: &Rc<Isolate>,
     platform: &P,
     ctx: &mut RequestCtx<P::Stream>,
 ) -> http::Response<Body<P::Stream>> {
@@ -81,19 +108,21 @@ macro_rules! answer_or_continue {
 }
 
 async fn request_phases<P: Platform>(
-    isolate: &Isolate,
+    isolate: &Rc<Isolate>,
     platform: &P,
     ctx: &mut RequestCtx<P::Stream>,
 ) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
     let config = ctx.config.clone()?;
-    answer_or_continue!(admin::answer(platform, &config, ctx).await?);
+    answer_or_continue!(admin::answer(isolate, platform, &config, ctx).await?);
     answer_or_continue!(route::run(&config, ctx)?);
     answer_or_continue!(cors::preflight(ctx));
     answer_or_continue!(authenticate::run(platform, &isolate.auth, &config, ctx).await?);
     answer_or_continue!(authorize::run(ctx)?);
     answer_or_continue!(rate_limit::run(platform, &isolate.limits, ctx).await?);
-    // Cache lookup and request transformation slot in here.
-    upstream::run(platform, &config, ctx).await
+    answer_or_continue!(cache::lookup(isolate, platform, &config, ctx).await?);
+    // Request transformation slots in here.
+    let response = upstream::run(platform, &config, ctx).await;
+    cache::store(platform, ctx, response)
 }
 
 /// The phases every response goes through, from the upstream or not.
@@ -101,8 +130,9 @@ fn response_phases<S>(
     ctx: &mut RequestCtx<S>,
     mut response: http::Response<Body<S>>,
 ) -> http::Response<Body<S>> {
-    // Response transformation and cache storage slot in here.
+    // Response transformation slots in here.
     rate_limit::decorate(ctx, &mut response);
     cors::decorate(ctx, &mut response);
+    cache::decorate(ctx, &mut response);
     respond::finish(ctx, response)
 }

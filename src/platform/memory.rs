@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -40,6 +41,49 @@ pub enum OriginReply {
     Delayed(Duration, http::Response<Bytes>),
     /// Refuse the connection.
     Refuse,
+    /// Answer once the test opens the gate: the request stays in flight
+    /// until then, so others can arrive meanwhile.
+    Gated(Gate, http::Response<Bytes>),
+}
+
+/// A latch a test opens to let gated origin replies go.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Rc<GateState>);
+
+#[derive(Debug, Default)]
+struct GateState {
+    open: Cell<bool>,
+    waiting: RefCell<Vec<Waker>>,
+}
+
+impl Gate {
+    pub fn new() -> Gate {
+        Gate::default()
+    }
+
+    /// Let every waiting (and future) reply through.
+    pub fn open(&self) {
+        self.0.open.set(true);
+        for waker in self.0.waiting.borrow_mut().drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// How many replies wait at the gate.
+    pub fn waiting(&self) -> usize {
+        self.0.waiting.borrow().len()
+    }
+
+    fn opened(&self) -> impl Future<Output = ()> + '_ {
+        futures::future::poll_fn(move |context| {
+            if self.0.open.get() {
+                Poll::Ready(())
+            } else {
+                self.0.waiting.borrow_mut().push(context.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
 }
 
 /// An outbound request as the fake origin received it.
@@ -348,6 +392,10 @@ impl HttpClient for MemoryPlatform {
                 return Err(FetchError::Unreachable(format!(
                     "connection refused by {authority}"
                 )));
+            }
+            OriginReply::Gated(gate, response) => {
+                gate.opened().await;
+                response
             }
         };
         Ok(response.map(stream_of))

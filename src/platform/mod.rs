@@ -135,7 +135,7 @@ pub type BodyPair<S> = (Body<S>, Body<S>);
 #[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
 pub trait Bodies {
     /// The platform's native body stream.
-    type Stream;
+    type Stream: 'static;
 
     /// Read a body to the end. Fails, without buffering the rest, once it
     /// is longer than `limit` bytes.
