@@ -245,6 +245,75 @@ fn expiry_and_not_before_honour_the_leeway() {
     );
 }
 
+/// `exp`, `nbf` and `iat` values at and past the edges of what a date
+/// type can hold, and past the NumericDates the gateway accepts (the Unix
+/// epoch to the end of year 9999).
+fn edge_times() -> Vec<Value> {
+    let min = chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp();
+    let max = chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp();
+    vec![
+        json!(min),
+        json!(min + 1),
+        json!(min + 59),
+        json!(max),
+        json!(max - 1),
+        json!(i64::MIN),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(-1),
+        json!(1e300),
+        json!(-1e300),
+        json!(253_402_300_800_i64),
+    ]
+}
+
+#[test]
+fn claim_times_at_the_edge_of_the_representable_range_get_401_not_a_panic() {
+    let harness = harness();
+    for claim in ["nbf", "exp", "iat"] {
+        for value in edge_times() {
+            let token = tokens::sign_payload(
+                "HS256",
+                "hs256",
+                Some("test-hs-1"),
+                &claims(json!({ claim: value.clone() })),
+            );
+            assert_rejected(&harness, &token, &format!("{claim}: {value}"));
+        }
+    }
+}
+
+#[test]
+fn the_last_second_of_year_9999_is_still_a_valid_expiry() {
+    let harness = harness();
+    let token = tokens::sign_payload(
+        "HS256",
+        "hs256",
+        Some("test-hs-1"),
+        &claims(json!({ "exp": 253_402_300_799_i64 })),
+    );
+    assert_eq!(call(&harness, &token).status(), StatusCode::OK);
+}
+
+#[test]
+fn a_token_issued_in_the_future_is_rejected_beyond_the_leeway() {
+    let harness = harness();
+    let issued = |ahead: i64| {
+        sign(
+            "ES256",
+            "es256",
+            Some("test-es256-1"),
+            &claims(json!({ "iat": NOW + ahead })),
+        )
+    };
+    assert_rejected(&harness, &issued(31), "issued in the future");
+    assert_eq!(
+        call(&harness, &issued(29)).status(),
+        StatusCode::OK,
+        "iat within leeway"
+    );
+}
+
 #[test]
 fn required_claims_must_be_present() {
     let harness = harness();

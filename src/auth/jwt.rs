@@ -5,15 +5,15 @@
 //! `jku`, `x5u`, `x5c`), issuer (by the unverified `iss`, to pick the
 //! configuration), algorithm (must be pinned by that issuer), key (by
 //! `kid`, refetching the JWKS once for an unknown one), signature, then
-//! `exp`/`nbf` with leeway, `iss`, `aud` and required claims. Verified
+//! `exp`/`nbf`/`iat` with leeway, `iss`, `aud` and required claims. Verified
 //! tokens are cached by their SHA-256 until they expire, so a repeated
 //! token skips the signature check.
 
 use std::rc::Rc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use jwt_compact::{Claims, TimeOptions};
+use chrono::{DateTime, Utc};
+use jwt_compact::Claims;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -193,27 +193,52 @@ fn candidates<'k>(keys: &'k [VerifyingKey], alg: &str, kid: Option<&str>) -> Vec
         .collect()
 }
 
+/// The latest NumericDate a token may carry: the last second of year 9999
+/// (RFC 3339's range, and what JWT libraries can produce). With the
+/// earliest, the Unix epoch, it keeps every time a token names, plus or
+/// minus the leeway, far inside `i64` milliseconds.
+const LATEST_NUMERIC_DATE: i64 = 253_402_300_799;
+
+/// A time claim in Unix milliseconds, if present; refused when outside
+/// the NumericDates the gateway accepts.
+fn claim_millis(name: &str, time: Option<DateTime<Utc>>) -> Result<Option<i64>, AuthFailure> {
+    let Some(time) = time else {
+        return Ok(None);
+    };
+    let seconds = time.timestamp();
+    if !(0..=LATEST_NUMERIC_DATE).contains(&seconds) {
+        return Err(AuthFailure::Invalid(format!(
+            "{name} {seconds} is outside the accepted range (1970 to 9999)"
+        )));
+    }
+    Ok(Some(seconds.saturating_mul(1000)))
+}
+
+/// The standard claim checks, after the signature. Times are compared in
+/// integer milliseconds with saturating arithmetic: no claim value, however
+/// extreme, can make the arithmetic overflow (date types panic there).
 fn check_claims(
     issuer: &Issuer,
     claims: &Claims<Map<String, Value>>,
     now: UnixMillis,
 ) -> Result<(), AuthFailure> {
-    let now_time: DateTime<Utc> = i64::try_from(now.0)
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or_default();
-    let leeway = TimeDelta::from_std(issuer.leeway).unwrap_or_default();
-    let options = TimeOptions::new(leeway, move || now_time);
+    let now = i64::try_from(now.0).unwrap_or(i64::MAX);
+    let leeway = i64::try_from(issuer.leeway.as_millis()).unwrap_or(i64::MAX);
     let fail = |what: String| Err(AuthFailure::Invalid(what));
-    if claims.expiration.is_some()
-        && let Err(e) = claims.validate_expiration(&options)
+    if let Some(exp) = claim_millis("exp", claims.expiration)?
+        && now > exp.saturating_add(leeway)
     {
-        return fail(format!("exp: {e}"));
+        return fail("exp: the token has expired".to_owned());
     }
-    if claims.not_before.is_some()
-        && let Err(e) = claims.validate_maturity(&options)
+    if let Some(nbf) = claim_millis("nbf", claims.not_before)?
+        && now < nbf.saturating_sub(leeway)
     {
-        return fail(format!("nbf: {e}"));
+        return fail("nbf: the token is not valid yet".to_owned());
+    }
+    if let Some(iat) = claim_millis("iat", claims.issued_at)?
+        && now < iat.saturating_sub(leeway)
+    {
+        return fail("iat: the token was issued in the future".to_owned());
     }
     for name in &issuer.required_claims {
         let present = match name.as_str() {
