@@ -516,6 +516,26 @@ fn identity_headers_sent_by_the_client_never_reach_the_service() {
     );
 }
 
+#[test]
+fn identity_headers_spoofed_under_underscore_names_never_reach_the_service() {
+    let harness = harness();
+    let token = sign("ES256", "es256", Some("test-es256-1"), &claims(json!({})));
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/private/x",
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("X_Portico_Roles", "admin"),
+            ("x_portico_subject", "root"),
+        ],
+    ));
+    let sent = last_upstream(&harness).headers;
+    assert_eq!(header(&sent, "x_portico_roles"), None);
+    assert_eq!(header(&sent, "x_portico_subject"), None);
+    assert_eq!(header(&sent, "x-portico-roles"), None, "the token has none");
+    assert_eq!(header(&sent, "x-portico-subject"), Some("user-1"));
+}
+
 fn b64(bytes: &[u8]) -> String {
     use base64ct::Encoding;
     base64ct::Base64UrlUnpadded::encode_string(bytes)

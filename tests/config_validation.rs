@@ -301,3 +301,33 @@ fn two_any_method_routes_on_the_same_pattern_and_host_tie() {
         "{error}"
     );
 }
+
+#[test]
+fn header_names_the_gateway_owns_may_not_contain_underscores() {
+    let text = serde_json::json!({
+        "version": 1,
+        "settings": { "request_id_header": "X_Request_Id" },
+        "auth": { "identity_header_prefix": "X_Gateway_" },
+        "services": { "s": { "url": "http://10.0.0.1" } },
+        "routes": [
+            { "id": "r", "path": "/r", "service": "s",
+              "auth": { "api_key": { "header": "X_Api_Key" } } }
+        ]
+    })
+    .to_string();
+    let error = Config::from_json(&text).expect_err("underscores refused");
+    let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "settings.request_id_header",
+            "auth.identity_header_prefix",
+            "routes[0].auth.api_key.header"
+        ],
+        "{error}"
+    );
+    assert!(
+        error.issues.iter().all(|i| i.reason.contains("'_'")),
+        "{error}"
+    );
+}

@@ -171,3 +171,33 @@ fn the_request_id_header_name_is_configurable() {
     );
     assert!(!response.headers().contains_key("x-request-id"));
 }
+
+#[test]
+fn client_headers_with_underscores_never_reach_the_service() {
+    let harness = Harness::basic();
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[
+            // Many servers (CGI, WSGI, Rack, PHP) read `_` as `-`: each of
+            // these would stand in for a header the gateway owns.
+            ("X_Portico_Roles", "admin"),
+            ("x_portico_consumer", "root"),
+            ("X_Forwarded_For", "6.6.6.6"),
+            ("x_real_ip", "6.6.6.6"),
+            ("X_Request_Id", "forged"),
+            ("x_http_method_override", "DELETE"),
+            ("x_custom_thing", "harmless but dropped too"),
+            ("x-custom-thing", "stays"),
+        ],
+    ));
+    let sent = upstream_headers(&harness);
+    let underscored: Vec<&str> = sent
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.contains('_'))
+        .collect();
+    assert!(underscored.is_empty(), "forwarded: {underscored:?}");
+    assert_eq!(header(&sent, "x-custom-thing"), Some("stays"));
+    assert_eq!(header(&sent, "x-forwarded-for"), Some("203.0.113.9"));
+}

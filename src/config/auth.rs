@@ -12,7 +12,7 @@ use super::error::Issues;
 use super::wire::{
     AuthDocument, IntrospectorDocument, IssuerDocument, RequirementDocument, RouteAuthDocument,
 };
-use super::{NAME_RULE, is_name};
+use super::{NAME_RULE, UNDERSCORE_RULE, is_name};
 use crate::auth::identity::IdentityHeaderNames;
 use crate::auth::introspection::Introspector;
 use crate::auth::jwks::JwksSettings;
@@ -88,6 +88,9 @@ pub(crate) fn check_auth(document: &AuthDocument, issues: &mut Issues) -> Checke
     if let Some(prefix) = &document.identity_header_prefix {
         let lower = prefix.to_ascii_lowercase();
         match IdentityHeaderNames::new(&lower) {
+            Some(_) if lower.contains('_') => {
+                issues.push("auth.identity_header_prefix", UNDERSCORE_RULE)
+            }
             Some(names) if lower.len() >= 3 && lower.ends_with('-') => settings.identity_headers = names,
             _ => issues.push(
                 "auth.identity_header_prefix",
@@ -410,6 +413,10 @@ pub(crate) fn check_route_auth(
     let api_key = document.api_key.as_ref().and_then(|source| {
         let header_text = source.header.as_deref().unwrap_or("X-API-Key");
         let header = match HeaderName::from_bytes(header_text.as_bytes()) {
+            Ok(name) if name.as_str().contains('_') => {
+                issues.push(format!("{at}.auth.api_key.header"), UNDERSCORE_RULE);
+                return None;
+            }
             Ok(name)
                 if !is_hop_by_hop(&name)
                     && name != http::header::AUTHORIZATION

@@ -202,6 +202,10 @@ impl Config {
 
 pub(crate) const NAME_RULE: &str = "must be 1 to 64 characters of letters, digits, '-', '_' or '.'";
 
+/// Client headers with `_` in their names never reach a service (many
+/// servers read `_` as `-`), so no header the gateway owns may have one.
+pub(crate) const UNDERSCORE_RULE: &str = "must not contain '_': the gateway drops client headers with '_' in their names, since many servers read '_' as '-'";
+
 pub(crate) fn is_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
@@ -233,6 +237,9 @@ fn check_settings(document: &wire::SettingsDocument, issues: &mut Issues) -> Set
                     "settings.request_id_header",
                     format!("'{name}' is a header the gateway manages itself"),
                 )
+            }
+            Ok(header) if header.as_str().contains('_') => {
+                issues.push("settings.request_id_header", UNDERSCORE_RULE)
             }
             Ok(header) => settings.request_id_header = header,
             Err(_) => issues.push(

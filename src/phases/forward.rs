@@ -2,6 +2,8 @@
 //!
 //! - URL: the service's origin and base path, the route's path transform,
 //!   and the client's query string exactly as sent.
+//! - Client headers whose names contain `_` are removed: many servers read
+//!   `_` as `-`, so they could pass for headers the gateway owns.
 //! - Hop-by-hop headers (RFC 9110 section 7.6.1), and any header the
 //!   `Connection` header names, are removed; so is `Host`, which the
 //!   runtime sets from the upstream URL.
@@ -186,6 +188,7 @@ pub fn upstream_headers(
     request_id: &str,
 ) -> HeaderMap {
     let mut headers = client_headers.clone();
+    strip_underscored(&mut headers);
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     set_forwarding_headers(&mut headers, client, settings.trust_forwarded_headers);
@@ -193,6 +196,24 @@ pub fn upstream_headers(
         headers.insert(&settings.request_id_header, value);
     }
     headers
+}
+
+/// Remove every header whose name contains `_`. CGI, WSGI, Rack and PHP
+/// servers read `X_Portico_Roles` as `X-Portico-Roles`, so any such header
+/// could stand in for one the gateway owns or strips; like nginx, the
+/// gateway drops them all rather than keep a list of every collision.
+fn strip_underscored(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| name.as_str().contains('_')) {
+        return;
+    }
+    let underscored: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in underscored {
+        headers.remove(name);
+    }
 }
 
 /// The query string the upstream receives: the client's, less an API key
