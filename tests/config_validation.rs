@@ -331,3 +331,37 @@ fn header_names_the_gateway_owns_may_not_contain_underscores() {
         "{error}"
     );
 }
+
+#[test]
+fn stripped_request_headers_must_be_header_names_the_gateway_does_not_set() {
+    let text = serde_json::json!({
+        "version": 1,
+        "settings": { "strip_request_headers": [
+            "X-Debug", "not a header", "x-debug", "traceparent", "X-Request-Id", "Connection"
+        ] },
+        "services": {},
+        "routes": []
+    })
+    .to_string();
+    let error = Config::from_json(&text).expect_err("refused");
+    let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "settings.strip_request_headers[1]",
+            "settings.strip_request_headers[2]",
+            "settings.strip_request_headers[3]",
+            "settings.strip_request_headers[4]",
+            "settings.strip_request_headers[5]",
+        ],
+        "{error}"
+    );
+    let empty = r#"{ "version": 1, "settings": { "strip_request_headers": [] }, "services": {}, "routes": [] }"#;
+    assert!(
+        Config::from_json(empty)
+            .unwrap()
+            .settings
+            .strip_request_headers
+            .is_empty()
+    );
+}

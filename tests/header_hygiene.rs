@@ -201,3 +201,54 @@ fn client_headers_with_underscores_never_reach_the_service() {
     assert_eq!(header(&sent, "x-custom-thing"), Some("stays"));
     assert_eq!(header(&sent, "x-forwarded-for"), Some("203.0.113.9"));
 }
+
+/// Headers that ask a service to undo a decision the gateway made: which
+/// method, which path, which client.
+const OVERRIDES: [(&str, &str); 8] = [
+    ("x-http-method-override", "DELETE"),
+    ("x-method-override", "DELETE"),
+    ("x-http-method", "DELETE"),
+    ("x-original-url", "/admin/users"),
+    ("x-rewrite-url", "/admin/users"),
+    ("true-client-ip", "10.0.0.1"),
+    ("x-client-ip", "10.0.0.1"),
+    ("x-cluster-client-ip", "10.0.0.1"),
+];
+
+#[test]
+fn method_override_original_url_and_client_ip_claims_are_stripped_by_default() {
+    let harness = Harness::basic();
+    let mut headers = OVERRIDES.to_vec();
+    headers.push(("x-custom-thing", "stays"));
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &headers,
+    ));
+    let sent = upstream_headers(&harness);
+    for (gone, _) in OVERRIDES {
+        assert!(!sent.contains_key(gone), "{gone} was forwarded");
+    }
+    assert_eq!(header(&sent, "x-custom-thing"), Some("stays"));
+}
+
+#[test]
+fn the_stripped_request_headers_are_configurable() {
+    let config = fixture("config/basic.json").replace(
+        r#""config_refresh_seconds": 5"#,
+        r#""config_refresh_seconds": 5, "strip_request_headers": ["X-Debug-Token"]"#,
+    );
+    let harness = Harness::with_config(&config);
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[("x-debug-token", "t"), ("x-http-method-override", "PATCH")],
+    ));
+    let sent = upstream_headers(&harness);
+    assert!(!sent.contains_key("x-debug-token"));
+    assert_eq!(
+        header(&sent, "x-http-method-override"),
+        Some("PATCH"),
+        "a list of its own replaces the default"
+    );
+}

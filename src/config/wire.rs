@@ -97,6 +97,8 @@ pub struct SettingsDocument {
     pub config_refresh_seconds: Option<u64>,
     pub request_id_header: Option<String>,
     pub trust_forwarded_headers: Option<bool>,
+    /// Client headers never forwarded; replaces the default list.
+    pub strip_request_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,6 +4,11 @@
 //!   and the client's query string exactly as sent.
 //! - Client headers whose names contain `_` are removed: many servers read
 //!   `_` as `-`, so they could pass for headers the gateway owns.
+//! - The headers of `settings.strip_request_headers` are removed: by
+//!   default method overrides (`X-HTTP-Method-Override`, ...), original-URL
+//!   headers (`X-Original-URL`, `X-Rewrite-URL`) and client-address claims
+//!   (`True-Client-IP`, ...), each of which would let a client undo a
+//!   decision the gateway made.
 //! - Hop-by-hop headers (RFC 9110 section 7.6.1), and any header the
 //!   `Connection` header names, are removed; so is `Host`, which the
 //!   runtime sets from the upstream URL.
@@ -189,6 +194,9 @@ pub fn upstream_headers(
 ) -> HeaderMap {
     let mut headers = client_headers.clone();
     strip_underscored(&mut headers);
+    for name in &settings.strip_request_headers {
+        headers.remove(name);
+    }
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     set_forwarding_headers(&mut headers, client, settings.trust_forwarded_headers);
