@@ -32,6 +32,50 @@ fn demo_routes_reach_their_services_with_the_forwarded_path() {
 }
 
 #[test]
+fn a_get_or_head_body_is_dropped_with_its_length() {
+    // Fetch cannot send a body with GET or HEAD; forwarding its length
+    // without it would leave the origin waiting for bytes that never come.
+    for method in [Method::GET, Method::HEAD] {
+        let harness = Harness::basic();
+        let mut get = request(
+            method.clone(),
+            "http://gw.example/api/users/1",
+            &[
+                ("content-length", "11"),
+                ("transfer-encoding", "chunked"),
+                ("content-type", "text/plain"),
+            ],
+        );
+        *get.body_mut() = Body::Stream(Bytes::from_static(b"hello world"));
+        assert_eq!(harness.send(get).status(), StatusCode::OK, "{method}");
+        let sent = harness.platform.sent();
+        let upstream = sent.last().unwrap();
+        assert!(upstream.body.is_empty(), "{method}: the body went upstream");
+        for gone in ["content-length", "transfer-encoding"] {
+            assert!(
+                !upstream.headers.contains_key(gone),
+                "{method}: {gone} went upstream"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_post_body_keeps_its_length() {
+    let harness = Harness::basic();
+    let mut post = request(
+        Method::POST,
+        "http://gw.example/api/orders/new",
+        &[("content-length", "13")],
+    );
+    *post.body_mut() = Body::Stream(Bytes::from_static(br#"{"sku":"abc"}"#));
+    harness.send(post);
+    let upstream = harness.platform.sent().last().cloned().unwrap();
+    assert_eq!(upstream.body.len(), 13);
+    assert_eq!(header(&upstream.headers, "content-length"), Some("13"));
+}
+
+#[test]
 fn method_path_query_and_body_are_forwarded_unchanged() {
     let harness = Harness::basic();
     let mut post = request(

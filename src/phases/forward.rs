@@ -25,7 +25,10 @@
 //!   otherwise, the credential itself (API key header or query parameter,
 //!   `Authorization`) does not go upstream.
 //!
-//! The body is never read here.
+//! The body is never read here. `GET` and `HEAD` requests go upstream
+//! without one, and without `Content-Length` (`Transfer-Encoding` is
+//! hop-by-hop): the runtime cannot send a body with them, and a length
+//! without its body would leave the origin waiting.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
@@ -82,12 +85,27 @@ where
                 .map(|secret| (secret.as_bytes(), platform.now().as_secs())),
         },
     );
-    let mut outbound = http::Request::new(std::mem::take(&mut ctx.body));
+    let body = std::mem::take(&mut ctx.body);
+    let body = if sends_no_body(&ctx.method) {
+        headers.remove(header::CONTENT_LENGTH);
+        Body::Empty
+    } else {
+        body
+    };
+    let mut outbound = http::Request::new(body);
     *outbound.method_mut() = ctx.method.clone();
     *outbound.uri_mut() = uri;
     *outbound.headers_mut() = headers;
     *outbound.extensions_mut() = std::mem::take(&mut ctx.extensions);
     Ok(outbound)
+}
+
+/// Whether requests with this method go upstream without a body: `GET`
+/// and `HEAD`, which Fetch (and so the Workers runtime) cannot send with
+/// one, and to which RFC 9110 gives content no meaning. The body and its
+/// framing go together, so no origin waits for bytes that never come.
+fn sends_no_body(method: &http::Method) -> bool {
+    *method == http::Method::GET || *method == http::Method::HEAD
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
