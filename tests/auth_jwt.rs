@@ -104,7 +104,7 @@ fn a_token_without_kid_is_tried_against_matching_keys() {
 #[test]
 fn pem_keys_verify_too() {
     let issuer = json!({
-        "issuer": ISSUER, "algorithms": ["RS256", "ES256", "EdDSA"],
+        "issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["RS256", "ES256", "EdDSA"],
         "keys": [
             { "pem": common::fixture("auth/keys/rsa.public.pem"), "kid": "test-rsa-1" },
             { "pem": common::fixture("auth/keys/es256.public.pem") },
@@ -210,6 +210,22 @@ fn wrong_issuer_and_audience_are_rejected() {
         &claims(json!({ "aud": null })),
     );
     assert_rejected(&harness, &token, "no audience");
+}
+
+#[test]
+fn an_issuer_with_audiences_any_accepts_every_audience() {
+    let mut issuer = tokens::issuer_config(&["ES256"]);
+    issuer["audiences"] = json!("any");
+    let harness = harness_with(issuer, json!({ "jwt": ["test"] }));
+    for aud in [json!("someone-else"), json!(["a", "b"]), Value::Null] {
+        let token = sign(
+            "ES256",
+            "es256",
+            Some("test-es256-1"),
+            &claims(json!({ "aud": aud.clone() })),
+        );
+        assert_eq!(call(&harness, &token).status(), StatusCode::OK, "{aud}");
+    }
 }
 
 #[test]

@@ -146,6 +146,7 @@ const INVALID: &[(&str, &str, &str)] = &[
         "auth.jwt.test.algorithms[1]",
         "'none' is not one of",
     ),
+    ("auth-no-audiences", "auth.jwt.test.audiences", "or \"any\""),
     (
         "auth-keys-and-jwks",
         "auth.jwt.test",
@@ -364,4 +365,37 @@ fn stripped_request_headers_must_be_header_names_the_gateway_does_not_set() {
             .strip_request_headers
             .is_empty()
     );
+}
+
+#[test]
+fn an_issuer_names_its_audiences_or_says_any() {
+    let config = |audiences: serde_json::Value| {
+        serde_json::json!({
+            "version": 1,
+            "auth": { "jwt": { "t": {
+                "issuer": "https://issuer.test", "audiences": audiences,
+                "algorithms": ["HS256"],
+                "keys": [{ "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA" }]
+            } } },
+            "services": {},
+            "routes": []
+        })
+        .to_string()
+    };
+    for bad in [
+        serde_json::json!([]),
+        serde_json::json!("api"),
+        serde_json::json!([""]),
+        serde_json::json!(["api", 7]),
+        serde_json::json!(null),
+    ] {
+        let error = Config::from_json(&config(bad.clone())).expect_err("refused");
+        assert!(
+            error.issues[0].path.starts_with("auth.jwt.t.audiences"),
+            "{bad}: {error}"
+        );
+    }
+    for good in [serde_json::json!("any"), serde_json::json!(["api", "web"])] {
+        Config::from_json(&config(good.clone())).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
 }

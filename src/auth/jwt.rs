@@ -33,6 +33,32 @@ pub enum KeySource {
     Jwks(JwksSettings),
 }
 
+/// The audiences an issuer's tokens must be meant for. The config has to
+/// say which, or say `"any"`: a token minted for another service of the
+/// same issuer is otherwise accepted here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audiences {
+    /// `aud` is not checked.
+    Any,
+    /// `aud` (a string, or an array) must contain one of these.
+    OneOf(Vec<String>),
+}
+
+impl Audiences {
+    /// Whether a token's `aud` claim is accepted.
+    pub fn accept(&self, aud: Option<&Value>) -> bool {
+        match (self, aud) {
+            (Audiences::Any, _) => true,
+            (Audiences::OneOf(accepted), Some(Value::String(aud))) => accepted.contains(aud),
+            (Audiences::OneOf(accepted), Some(Value::Array(auds))) => auds
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|aud| accepted.iter().any(|a| a == aud)),
+            (Audiences::OneOf(_), _) => false,
+        }
+    }
+}
+
 /// A trusted token issuer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Issuer {
@@ -40,8 +66,8 @@ pub struct Issuer {
     pub name: String,
     /// The exact `iss` its tokens carry.
     pub issuer: String,
-    /// Accepted audiences; empty means `aud` is not checked.
-    pub audiences: Vec<String>,
+    /// Which `aud` values are accepted.
+    pub audiences: Audiences,
     /// The algorithms this issuer signs with; nothing else is accepted.
     pub algorithms: Vec<String>,
     pub keys: KeySource,
@@ -254,18 +280,8 @@ fn check_claims(
     if claims.custom.get("iss").and_then(Value::as_str) != Some(issuer.issuer.as_str()) {
         return fail("iss does not match".to_owned());
     }
-    if !issuer.audiences.is_empty() {
-        let matches = match claims.custom.get("aud") {
-            Some(Value::String(aud)) => issuer.audiences.contains(aud),
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|aud| issuer.audiences.iter().any(|a| a == aud)),
-            _ => false,
-        };
-        if !matches {
-            return fail("aud does not match".to_owned());
-        }
+    if !issuer.audiences.accept(claims.custom.get("aud")) {
+        return fail("aud does not match".to_owned());
     }
     Ok(())
 }

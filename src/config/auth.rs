@@ -16,7 +16,7 @@ use super::{NAME_RULE, UNDERSCORE_RULE, is_name};
 use crate::auth::identity::IdentityHeaderNames;
 use crate::auth::introspection::Introspector;
 use crate::auth::jwks::JwksSettings;
-use crate::auth::jwt::{Issuer, KeySource};
+use crate::auth::jwt::{Audiences, Issuer, KeySource};
 use crate::auth::keys::{SUPPORTED_ALGORITHMS, VerifyingKey};
 use crate::auth::{ApiKeySettings, ApiKeySource, AuthSettings, Requirement, RouteAuth};
 use crate::http::is_hop_by_hop;
@@ -183,6 +183,7 @@ fn check_issuer(
             );
         }
     }
+    let audiences = check_audiences(document.audiences.as_ref(), at, issues);
     let keys = check_key_source(document, at, issues);
     let leeway = seconds(
         document.leeway_seconds,
@@ -215,7 +216,7 @@ fn check_issuer(
     Some(Issuer {
         name: name.to_owned(),
         issuer: document.issuer.clone(),
-        audiences: document.audiences.clone().unwrap_or_default(),
+        audiences: audiences?,
         algorithms: document.algorithms.clone(),
         keys: keys?,
         leeway,
@@ -231,6 +232,31 @@ fn check_issuer(
         max_token_bytes,
         cache_ttl,
     })
+}
+
+/// An issuer's accepted audiences: a list of names, or `"any"`, never
+/// left out (an issuer often serves many APIs, and without an audience
+/// check a token minted for any of them is accepted here).
+fn check_audiences(value: Option<&Value>, at: &str, issues: &mut Issues) -> Option<Audiences> {
+    let at = format!("{at}.audiences");
+    const RULE: &str = "list the audiences this gateway accepts (a token's 'aud' must contain one), or \"any\" to accept tokens meant for any audience of this issuer";
+    match value {
+        Some(Value::String(any)) if any == "any" => Some(Audiences::Any),
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut names = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(name) if !name.is_empty() => names.push(name.to_owned()),
+                    _ => issues.push(format!("{at}[{index}]"), "must be a non-empty string"),
+                }
+            }
+            (names.len() == items.len()).then_some(Audiences::OneOf(names))
+        }
+        _ => {
+            issues.push(at, RULE);
+            None
+        }
+    }
 }
 
 /// Where an issuer's keys come from: listed in the config, or a JWKS URL.

@@ -211,7 +211,9 @@ pub struct ApiKeysDocument {
 #[serde(deny_unknown_fields)]
 pub struct IssuerDocument {
     pub issuer: String,
-    pub audiences: Option<Vec<String>>,
+    /// A list of audiences, or `"any"`. Kept as JSON so each mistake is
+    /// reported at its own path with a reason people can act on.
+    pub audiences: Option<serde_json::Value>,
     pub algorithms: Vec<String>,
     /// JWKs (JSON objects), or `{"pem": "...", "kid": "..."}` objects.
     pub keys: Option<Vec<serde_json::Value>>,
