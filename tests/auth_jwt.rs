@@ -229,6 +229,35 @@ fn an_issuer_with_audiences_any_accepts_every_audience() {
 }
 
 #[test]
+fn an_issuer_with_a_typ_accepts_only_tokens_of_that_type() {
+    let mut issuer = tokens::issuer_config(&["ES256"]);
+    issuer["typ"] = json!("at+jwt");
+    let harness = harness_with(issuer, json!({ "jwt": ["test"] }));
+    let typed = |typ: &str| {
+        tokens::sign_typed(
+            "ES256",
+            "es256",
+            Some("test-es256-1"),
+            typ,
+            &claims(json!({})),
+        )
+    };
+    // RFC 7515: media types compare without case, and "application/" may
+    // be left out.
+    for accepted in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+        assert_eq!(
+            call(&harness, &typed(accepted)).status(),
+            StatusCode::OK,
+            "{accepted}"
+        );
+    }
+    assert_rejected(&harness, &typed("JWT"), "an ID token's typ");
+    assert_rejected(&harness, &typed("at+jwt2"), "another type");
+    let untyped = sign("ES256", "es256", Some("test-es256-1"), &claims(json!({})));
+    assert_rejected(&harness, &untyped, "no typ at all");
+}
+
+#[test]
 fn expiry_and_not_before_honour_the_leeway() {
     let harness = harness();
     let expired = |ago: i64| {

@@ -399,3 +399,20 @@ fn an_issuer_names_its_audiences_or_says_any() {
         Config::from_json(&config(good.clone())).unwrap_or_else(|e| panic!("{good}: {e}"));
     }
 }
+
+#[test]
+fn an_issuer_typ_must_be_a_media_type() {
+    let text = serde_json::json!({
+        "version": 1,
+        "auth": { "jwt": { "t": {
+            "issuer": "https://issuer.test", "audiences": "any", "typ": "at jwt",
+            "algorithms": ["HS256"],
+            "keys": [{ "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA" }]
+        } } },
+        "services": {},
+        "routes": []
+    })
+    .to_string();
+    let error = Config::from_json(&text).expect_err("refused");
+    assert_eq!(error.issues[0].path, "auth.jwt.t.typ", "{error}");
+}

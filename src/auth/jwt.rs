@@ -3,7 +3,8 @@
 //!
 //! Order of checks: size, structure, refused header fields (`crit`, `jwk`,
 //! `jku`, `x5u`, `x5c`), issuer (by the unverified `iss`, to pick the
-//! configuration), algorithm (must be pinned by that issuer), key (by
+//! configuration), `typ` (when the issuer requires one), algorithm (must
+//! be pinned by that issuer), key (by
 //! `kid`, refetching the JWKS once for an unknown one), signature, then
 //! `exp`/`nbf`/`iat` with leeway, `iss`, `aud` and required claims. Verified
 //! tokens are cached by their SHA-256 until they expire, so a repeated
@@ -81,6 +82,19 @@ pub struct Issuer {
     /// How long a verified token may be reused without verifying again
     /// (never past its `exp`); zero disables the cache.
     pub cache_ttl: Duration,
+    /// The `typ` header this issuer's tokens must carry, as
+    /// [`media_type`] gives it (`at+jwt`); `None`: not checked.
+    pub typ: Option<String>,
+}
+
+/// A `typ` value as RFC 7515 section 4.1.9 compares it: without case, and
+/// without an `application/` prefix.
+pub fn media_type(typ: &str) -> String {
+    let lower = typ.trim().to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => lower,
+    }
 }
 
 /// Whether `token` has the three-part shape of a JWS compact token.
@@ -148,6 +162,14 @@ where
     if !issuer.algorithms.iter().any(|a| a == alg) {
         return Err(AuthFailure::Invalid(format!(
             "algorithm {alg} is not accepted for issuer {}",
+            issuer.name
+        )));
+    }
+    if let Some(expected) = &issuer.typ
+        && header.token_type.as_deref().map(media_type).as_ref() != Some(expected)
+    {
+        return Err(AuthFailure::Invalid(format!(
+            "typ is not {expected}, as issuer {} requires",
             issuer.name
         )));
     }

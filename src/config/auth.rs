@@ -210,6 +210,22 @@ fn check_issuer(
         format!("{at}.cache_seconds"),
         issues,
     );
+    let typ = document.typ.as_deref().and_then(|typ| {
+        let media_type = crate::auth::jwt::media_type(typ);
+        let valid = !media_type.is_empty()
+            && media_type.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'/' | b'_')
+            });
+        if valid {
+            Some(media_type)
+        } else {
+            issues.push(
+                format!("{at}.typ"),
+                format!("'{typ}' is not a media type such as 'at+jwt' or 'JWT'"),
+            );
+            None
+        }
+    });
     if issues.len() != before {
         return None;
     }
@@ -231,6 +247,7 @@ fn check_issuer(
             .unwrap_or_else(|| "scope".to_owned()),
         max_token_bytes,
         cache_ttl,
+        typ,
     })
 }
 

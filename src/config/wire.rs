@@ -228,6 +228,8 @@ pub struct IssuerDocument {
     pub scopes_claim: Option<String>,
     pub max_token_bytes: Option<usize>,
     pub cache_seconds: Option<u64>,
+    /// The `typ` header the issuer's tokens must carry (`at+jwt`).
+    pub typ: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -61,7 +61,18 @@ fn to_claims(value: &Value) -> Claims<Map<String, Value>> {
 
 /// A token signed with a fixture key (`rsa`, `es256`, `eddsa`, `hs256`).
 pub fn sign(alg: &str, key: &str, kid: Option<&str>, claims_json: &Value) -> String {
-    sign_claims(alg, key, kid, &to_claims(claims_json))
+    sign_claims(alg, key, kid, None, &to_claims(claims_json))
+}
+
+/// Like [`sign`], with a `typ` header.
+pub fn sign_typed(
+    alg: &str,
+    key: &str,
+    kid: Option<&str>,
+    typ: &str,
+    claims_json: &Value,
+) -> String {
+    sign_claims(alg, key, kid, Some(typ), &to_claims(claims_json))
 }
 
 /// A token signed with a fixture key whose payload is `payload` exactly as
@@ -72,6 +83,7 @@ pub fn sign_payload(alg: &str, key: &str, kid: Option<&str>, payload: &Value) ->
         alg,
         key,
         kid,
+        None,
         &Claims::new(payload.as_object().cloned().unwrap_or_default()),
     )
 }
@@ -80,6 +92,7 @@ fn sign_claims(
     alg: &str,
     key: &str,
     kid: Option<&str>,
+    typ: Option<&str>,
     claims: &Claims<Map<String, Value>>,
 ) -> String {
     let jwk_json = key_json(&format!(
@@ -94,6 +107,9 @@ fn sign_claims(
     let mut header = Header::empty();
     if let Some(kid) = kid {
         header = header.with_key_id(kid);
+    }
+    if let Some(typ) = typ {
+        header = header.with_token_type(typ);
     }
     let secret = || match &jwk {
         JsonWebKey::Symmetric { secret } => secret.to_vec(),
