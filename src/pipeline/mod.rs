@@ -47,13 +47,15 @@ pub use context::{ClientInfo, RequestCtx, Routed};
 pub use flow::Flow;
 
 /// What one isolate keeps between requests, for the phases to share: the
-/// config in use, the authentication caches and what it knows about rate
-/// limits.
+/// config in use, the authentication caches, what it knows about rate
+/// limits and the operators' API throttle.
 #[derive(Default)]
 pub struct Isolate {
     pub config: ConfigSource,
     pub auth: AuthState,
     pub limits: LocalLimits,
+    /// Wrong admin tokens seen lately (the operators' API throttle).
+    pub admin: admin::AdminThrottle,
 }
 
 /// Run a request through every phase; the response the client receives.
@@ -86,7 +88,7 @@ async fn request_phases<P: Platform>(
     ctx: &mut RequestCtx<P::Stream>,
 ) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
     let config = ctx.config.clone()?;
-    answer_or_continue!(admin::answer(platform, &config, ctx).await?);
+    answer_or_continue!(admin::answer(platform, &isolate.admin, &config, ctx).await?);
     answer_or_continue!(route::run(&config, ctx)?);
     answer_or_continue!(cors::preflight(ctx));
     answer_or_continue!(authenticate::run(platform, &isolate.auth, &config, ctx).await?);
