@@ -206,7 +206,7 @@ where
         {
             continue;
         }
-        for policy in rate_limit.effective(Some(&identity)) {
+        for policy in rate_limit.effective(Some(&identity)).policies {
             if policy.scope.contains(&ScopePart::Ip) {
                 continue;
             }

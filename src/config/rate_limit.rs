@@ -6,13 +6,11 @@ use super::duration::parse_duration;
 use super::error::Issues;
 use super::wire::{AlgorithmName, OnFailure, PolicyDocument, RateLimitDocument};
 use crate::ratelimit::{
-    Algorithm, FailurePolicy, HeaderFamilies, Lease, Policy, Quota, RouteRateLimit, ScopePart,
+    Algorithm, FailurePolicy, HeaderFamilies, Lease, MAX_LIMIT, MAX_PERIOD_SECONDS, Policy, Quota,
+    RouteRateLimit, ScopePart, max_limit,
 };
 
-const MAX_LIMIT: u64 = 1_000_000_000;
-/// The sliding log keeps one entry per admitted request.
-const MAX_SLIDING_LOG_LIMIT: u64 = 10_000;
-const MAX_PERIOD: Duration = Duration::from_secs(31 * 86_400);
+const MAX_PERIOD: Duration = Duration::from_secs(MAX_PERIOD_SECONDS);
 
 fn is_policy_name(name: &str) -> bool {
     !name.is_empty()
@@ -41,11 +39,7 @@ fn check_policy(
         AlgorithmName::FixedWindow => Algorithm::FixedWindow,
         AlgorithmName::SlidingLog => Algorithm::SlidingLog,
     };
-    let max_limit = if algorithm == Algorithm::SlidingLog {
-        MAX_SLIDING_LOG_LIMIT
-    } else {
-        MAX_LIMIT
-    };
+    let max_limit = max_limit(algorithm);
     if !(1..=max_limit).contains(&document.limit) {
         issues.push(
             format!("{at}.limit"),

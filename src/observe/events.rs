@@ -50,6 +50,13 @@ pub enum Event {
         error: String,
         failed_open: bool,
     },
+    /// A caller's own rate plan (from its API key record) was not valid;
+    /// the route's plan applied instead.
+    RatePlanRefused {
+        route: String,
+        key_id: Option<String>,
+        reason: String,
+    },
     /// Fetching an issuer's key set failed; with `kept_previous` the last
     /// set stays in use.
     JwksFetchFailed {
@@ -66,7 +73,9 @@ impl Event {
             Event::Request(_) | Event::ConfigLoaded { .. } | Event::JwksFetched { .. } => {
                 Level::Info
             }
-            Event::ConfigRefused { .. } | Event::ConfigMissing => Level::Warn,
+            Event::ConfigRefused { .. } | Event::ConfigMissing | Event::RatePlanRefused { .. } => {
+                Level::Warn
+            }
             Event::ConfigReadFailed { .. }
             | Event::JwksFetchFailed { .. }
             | Event::RateLimitUnavailable { .. } => Level::Error,

@@ -77,21 +77,66 @@ impl Policy {
         }
     }
 
-    /// This policy with a caller's own rate plan in place of its quota.
-    fn with_plan(&self, rate: RatePlan) -> Policy {
+    /// This policy with a caller's own rate plan in place of its quota, if
+    /// the plan is one the config itself could hold for this algorithm.
+    /// Plans come from KV records, not the checked config: a limit or
+    /// period of zero would admit everything, and a sliding log over its
+    /// cap would outgrow the object's storage and then fail open.
+    pub fn with_plan(&self, rate: RatePlan) -> Result<Policy, PlanError> {
+        let algorithm = self.quota.algorithm;
+        let max_limit = max_limit(algorithm);
+        if !(1..=max_limit).contains(&rate.limit) {
+            return Err(PlanError::Limit {
+                limit: rate.limit,
+                max: max_limit,
+                algorithm: algorithm.as_str(),
+            });
+        }
+        if !(1..=MAX_PERIOD_SECONDS).contains(&rate.period_seconds) {
+            return Err(PlanError::Period(rate.period_seconds));
+        }
         let quota = Quota {
             limit: rate.limit,
             period_ms: rate.period_seconds.saturating_mul(1000),
             burst: rate.limit,
             ..self.quota
         };
-        Policy {
+        Ok(Policy {
             state_key: state_key(&self.name, &quota),
             quota,
             cost: self.cost.min(rate.limit),
             ..self.clone()
-        }
+        })
     }
+}
+
+/// The largest `limit` a policy may have.
+pub const MAX_LIMIT: u64 = 1_000_000_000;
+/// The sliding log keeps one entry per admitted unit, so its limit is
+/// what one object's storage can hold.
+pub const MAX_SLIDING_LOG_LIMIT: u64 = 10_000;
+/// The longest period a policy may have: 31 days.
+pub const MAX_PERIOD_SECONDS: u64 = 31 * 86_400;
+
+/// The largest `limit` a policy with `algorithm` may have.
+pub fn max_limit(algorithm: Algorithm) -> u64 {
+    match algorithm {
+        Algorithm::SlidingLog => MAX_SLIDING_LOG_LIMIT,
+        _ => MAX_LIMIT,
+    }
+}
+
+/// Why a caller's own rate plan was not used.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error("the plan's limit {limit} is outside 1 to {max} for {algorithm}")]
+    Limit {
+        limit: u64,
+        max: u64,
+        algorithm: &'static str,
+    },
+    #[error("the plan's period_seconds {0} is outside 1 to {MAX_PERIOD_SECONDS}")]
+    Period(u64),
 }
 
 /// How a policy leases units to isolates.
@@ -135,19 +180,42 @@ pub struct RouteRateLimit {
 
 impl RouteRateLimit {
     /// The policies for a caller: the plan (with the caller's own rate
-    /// plan, if any) and the others. Only a caller's own plan is built
-    /// here; everything else is the config's.
-    pub fn effective(&self, identity: Option<&Identity>) -> Vec<Cow<'_, Policy>> {
+    /// plan, if any and valid) and the others. Only a caller's own plan is
+    /// built here; everything else is the config's. A caller's plan that
+    /// is not valid is refused, never a free pass: the route's plan
+    /// applies, and the refusal comes back for the log.
+    pub fn effective(&self, identity: Option<&Identity>) -> Effective<'_> {
         let mut policies = Vec::with_capacity(self.policies.len() + 1);
+        let mut refused_plan = None;
         if let Some(plan) = &self.plan {
-            policies.push(match identity.and_then(|i| i.rate) {
-                Some(rate) => Cow::Owned(plan.with_plan(rate)),
-                None => Cow::Borrowed(plan),
-            });
+            policies.push(
+                match identity
+                    .and_then(|i| i.rate)
+                    .map(|rate| plan.with_plan(rate))
+                {
+                    Some(Ok(own)) => Cow::Owned(own),
+                    Some(Err(refusal)) => {
+                        refused_plan = Some(refusal);
+                        Cow::Borrowed(plan)
+                    }
+                    None => Cow::Borrowed(plan),
+                },
+            );
         }
         policies.extend(self.policies.iter().map(Cow::Borrowed));
-        policies
+        Effective {
+            policies,
+            refused_plan,
+        }
     }
+}
+
+/// The policies that apply to one caller.
+#[derive(Debug)]
+pub struct Effective<'a> {
+    pub policies: Vec<Cow<'a, Policy>>,
+    /// Why the caller's own rate plan was not used, if it was not.
+    pub refused_plan: Option<PlanError>,
 }
 
 /// The name of the object that holds `policy`'s state for this request:
