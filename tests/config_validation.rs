@@ -416,3 +416,27 @@ fn an_issuer_typ_must_be_a_media_type() {
     let error = Config::from_json(&text).expect_err("refused");
     assert_eq!(error.issues[0].path, "auth.jwt.t.typ", "{error}");
 }
+
+#[test]
+fn an_ipv6_prefix_needs_an_ip_scope_and_a_prefix_length() {
+    let text = serde_json::json!({
+        "version": 1,
+        "services": { "s": { "url": "http://10.0.0.1" } },
+        "routes": [ { "id": "r", "path": "/r", "service": "s", "rate_limit": { "policies": [
+            { "name": "a", "limit": 1, "period": "1s", "scope": ["route"], "ipv6_prefix": 64 },
+            { "name": "b", "limit": 1, "period": "1s", "scope": ["ip"], "ipv6_prefix": 129 },
+            { "name": "c", "limit": 1, "period": "1s", "scope": ["ip"], "ipv6_prefix": 56 }
+        ] } } ]
+    })
+    .to_string();
+    let error = Config::from_json(&text).expect_err("refused");
+    let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "routes[0].rate_limit.policies[0].ipv6_prefix",
+            "routes[0].rate_limit.policies[1].ipv6_prefix"
+        ],
+        "{error}"
+    );
+}

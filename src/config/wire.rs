@@ -165,6 +165,8 @@ pub struct PolicyDocument {
     pub scope: Vec<crate::ratelimit::ScopePart>,
     pub cost: Option<u64>,
     pub lease: Option<LeaseDocument>,
+    /// With an `ip` scope: IPv6 clients count per network of this many bits.
+    pub ipv6_prefix: Option<u8>,
 }
 
 /// Lease batches of units to isolates (for keys hotter than one object).

@@ -11,10 +11,11 @@
 //!   limit until their reset, and objects that just failed.
 //!
 //! Limit keys are hashed into object names, so no API key, user or IP
-//! address ever appears in an object name or a log line.
+//! address ever appears in an object name or a log line; their values are
+//! tagged by source and encoded unambiguously ([`object_name`]).
 
 use std::borrow::Cow;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::rc::Rc;
 
 use serde::{Deserialize, Serialize};
@@ -57,7 +58,15 @@ pub struct Policy {
     /// Where an object keeps this policy's state: its name and quota, so
     /// a changed quota starts from a fresh state. Built once.
     pub state_key: Rc<str>,
+    /// With an `ip` scope: IPv6 clients count per network of this many
+    /// leading bits.
+    pub ipv6_prefix: u8,
 }
+
+/// IPv6 clients count per /64 unless a policy says otherwise: one
+/// subscriber's or one host's usual allocation, which it can rotate
+/// through freely.
+pub const DEFAULT_IPV6_PREFIX: u8 = 64;
 
 impl Policy {
     pub fn new(
@@ -74,6 +83,7 @@ impl Policy {
             scope,
             cost,
             lease,
+            ipv6_prefix: DEFAULT_IPV6_PREFIX,
         }
     }
 
@@ -220,45 +230,108 @@ pub struct Effective<'a> {
 
 /// The name of the object that holds `policy`'s state for this request:
 /// a hash of its scope values, so no key, user or address appears in it.
+///
+/// Every value goes in tagged with where it came from (an API key id is
+/// not a token subject; a subject from one issuer is not one from
+/// another) and length-prefixed, so no value can imitate another source
+/// or another scope list, whatever characters it holds. IPv6 addresses
+/// count per network of the policy's prefix length: a client rotating
+/// through its /64 is still one client. Changing this encoding renames
+/// every object (existing counts start fresh), hence the version.
 pub fn object_name(
     policy: &Policy,
     route_id: &str,
     identity: Option<&Identity>,
     client_ip: Option<IpAddr>,
 ) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(b"portico-ratelimit-v1");
+    let mut name = NameHasher(Sha256::new());
+    name.0.update(b"portico-ratelimit-v2");
     for part in &policy.scope {
-        hasher.update(b"\n");
         match part {
             ScopePart::Route => {
-                hasher.update(b"route=");
-                hasher.update(route_id.as_bytes());
+                name.field(b"route");
+                name.field(route_id.as_bytes());
             }
             ScopePart::Key => {
-                hasher.update(b"key=");
-                let value = identity.and_then(|i| {
-                    i.key_id
-                        .as_deref()
-                        .or(i.subject.as_deref())
-                        .or(i.consumer.as_deref())
-                });
-                hasher.update(value.unwrap_or("").as_bytes());
+                name.field(b"key");
+                name.caller(identity, true);
             }
             ScopePart::User => {
-                hasher.update(b"user=");
-                let value = identity.and_then(|i| i.subject.as_deref().or(i.consumer.as_deref()));
-                hasher.update(value.unwrap_or("").as_bytes());
+                name.field(b"user");
+                name.caller(identity, false);
             }
             ScopePart::Ip => {
-                hasher.update(b"ip=");
-                if let Some(ip) = client_ip {
-                    hasher.update(ip.to_string().as_bytes());
+                name.field(b"ip");
+                match client_ip.map(|ip| network(ip, policy.ipv6_prefix)) {
+                    Some(IpAddr::V4(v4)) => {
+                        name.field(b"v4");
+                        name.field(&v4.octets());
+                    }
+                    Some(IpAddr::V6(v6)) => {
+                        name.field(b"v6");
+                        name.field(&[policy.ipv6_prefix]);
+                        name.field(&v6.octets());
+                    }
+                    None => name.field(b"unknown"),
                 }
             }
         }
     }
-    base16ct::lower::encode_string(&hasher.finalize())
+    base16ct::lower::encode_string(&name.0.finalize())
+}
+
+/// Feeds the object-name hash one unambiguous field at a time.
+struct NameHasher(Sha256);
+
+impl NameHasher {
+    /// A field: its length, then its bytes.
+    fn field(&mut self, bytes: &[u8]) {
+        let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        self.0.update(len.to_be_bytes());
+        self.0.update(bytes);
+    }
+
+    /// Who is calling, tagged by source: an API key by its id (`by_key`),
+    /// else a token's subject or, failing that, its consumer, each with
+    /// the method and issuer that vouched for it.
+    fn caller(&mut self, identity: Option<&Identity>, by_key: bool) {
+        let Some(identity) = identity else {
+            self.field(b"anonymous");
+            return;
+        };
+        if by_key && let Some(id) = &identity.key_id {
+            self.field(b"api_key");
+            self.field(id.as_bytes());
+            return;
+        }
+        self.field(identity.method.map_or("", |m| m.as_str()).as_bytes());
+        self.field(identity.issuer.as_deref().unwrap_or("").as_bytes());
+        match (&identity.subject, &identity.consumer) {
+            (Some(subject), _) => {
+                self.field(b"sub");
+                self.field(subject.as_bytes());
+            }
+            (None, Some(consumer)) => {
+                self.field(b"consumer");
+                self.field(consumer.as_bytes());
+            }
+            (None, None) => self.field(b"nobody"),
+        }
+    }
+}
+
+/// The part of `ip` a limit counts per: an IPv4 address whole (IPv4-mapped
+/// IPv6 addresses included), an IPv6 address as its network of
+/// `ipv6_prefix` bits.
+pub fn network(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let host_bits = 128u32.saturating_sub(u32::from(ipv6_prefix));
+            let mask = u128::MAX.checked_shl(host_bits).unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    }
 }
 
 fn state_key(name: &str, q: &Quota) -> Rc<str> {
@@ -287,4 +360,45 @@ pub struct PolicyResult {
     pub name: Rc<str>,
     pub quota: Quota,
     pub decision: Decision,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(scope: Vec<ScopePart>) -> Policy {
+        let quota = Quota {
+            algorithm: Algorithm::TokenBucket,
+            limit: 5,
+            period_ms: 1000,
+            burst: 5,
+        };
+        Policy::new("p", quota, scope, 1, None)
+    }
+
+    fn user(subject: &str) -> Identity {
+        Identity {
+            method: Some(crate::auth::AuthMethod::Jwt),
+            issuer: Some("https://issuer.test".to_owned()),
+            subject: Some(subject.to_owned()),
+            ..Identity::default()
+        }
+    }
+
+    #[test]
+    fn a_value_holding_the_delimiter_cannot_imitate_another_scope_list() {
+        let alone = object_name(
+            &policy(vec![ScopePart::User]),
+            "orders",
+            Some(&user("u\nroute=orders")),
+            None,
+        );
+        let with_route = object_name(
+            &policy(vec![ScopePart::User, ScopePart::Route]),
+            "orders",
+            Some(&user("u")),
+            None,
+        );
+        assert_ne!(alone, with_route);
+    }
 }
