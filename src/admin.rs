@@ -143,7 +143,7 @@ where
     })?;
     let now = platform.now();
     if let Some(retry_after) = throttle.refusing(now) {
-        return Err(GatewayError::RateLimited { retry_after });
+        return Err(GatewayError::AdminThrottled { retry_after });
     }
     let presented = headers
         .get(header::AUTHORIZATION)
