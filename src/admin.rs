@@ -13,7 +13,13 @@
 //! whose entries are shared only).
 //!
 //! It never reveals a key or its hash, and compares the admin token in
-//! constant time.
+//! constant time. Guessing is throttled per isolate: after
+//! [`MAX_WRONG_TOKENS`] wrong tokens within a minute, the isolate answers
+//! 429 to every admin request, without comparing, until that minute is
+//! over ([`AdminThrottle`]).
+
+use std::cell::Cell;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
@@ -29,13 +35,50 @@ use crate::phases::cache;
 use crate::pipeline::Isolate;
 use crate::pipeline::context::RequestCtx;
 use crate::pipeline::flow::Flow;
-use crate::platform::{Clock, KvNamespace, KvStore, Platform, RateLimitStore};
+use crate::platform::{Clock, KvNamespace, KvStore, Platform, RateLimitStore, UnixMillis};
 use crate::problem::{Problem, ProblemType};
 use crate::ratelimit::object::{Check, LimitCall};
 use crate::ratelimit::{ScopePart, object_name};
 
 /// The path prefix of the operators' API.
 pub const PREFIX: &str = "/__portico/";
+
+/// Wrong admin tokens an isolate takes per window before it stops
+/// comparing.
+pub const MAX_WRONG_TOKENS: u32 = 10;
+/// The throttle's window: it starts with the first wrong token.
+const THROTTLE_WINDOW: Duration = Duration::from_secs(60);
+
+/// Wrong admin tokens this isolate has seen in the current window. A
+/// brake on guessing, not a lock: each isolate counts its own, so the
+/// token must still be long and random.
+#[derive(Debug, Default)]
+pub struct AdminThrottle {
+    /// When the current window started, and the wrong tokens in it.
+    window: Cell<Option<(UnixMillis, u32)>>,
+}
+
+impl AdminThrottle {
+    /// `Some(seconds until the window ends)` while the isolate refuses to
+    /// compare tokens.
+    fn refusing(&self, now: UnixMillis) -> Option<u64> {
+        let (started, wrong) = self.window.get()?;
+        let ends = started.plus(THROTTLE_WINDOW);
+        (wrong >= MAX_WRONG_TOKENS && now < ends)
+            .then(|| ends.millis_since(now).div_ceil(1000).max(1))
+    }
+
+    /// Count a wrong token presented at `now`.
+    fn wrong_token(&self, now: UnixMillis) {
+        let window = match self.window.get() {
+            Some((started, wrong)) if now < started.plus(THROTTLE_WINDOW) => {
+                (started, wrong.saturating_add(1))
+            }
+            _ => (now, 1),
+        };
+        self.window.set(Some(window));
+    }
+}
 
 /// Whether this request is for the operators' API of `config`.
 fn is_admin_request(config: &Config, path: &str) -> bool {
@@ -56,6 +99,7 @@ pub async fn answer<P: Platform>(
     handle(
         isolate,
         platform,
+        &isolate.admin,
         config,
         &ctx.method,
         &ctx.uri,
@@ -87,6 +131,7 @@ fn not_found<S>(request_id: &str, detail: &str) -> http::Response<Body<S>> {
 pub async fn handle<P: Platform>(
     isolate: &Isolate,
     platform: &P,
+    throttle: &AdminThrottle,
     config: &Config,
     method: &Method,
     uri: &http::Uri,
@@ -99,6 +144,10 @@ pub async fn handle<P: Platform>(
     let expected = platform.secret(secret_name).ok_or_else(|| {
         GatewayError::Internal(format!("the admin token secret {secret_name} is not set"))
     })?;
+    let now = platform.now();
+    if let Some(retry_after) = throttle.refusing(now) {
+        return Err(GatewayError::AdminThrottled { retry_after });
+    }
     let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -106,6 +155,11 @@ pub async fn handle<P: Platform>(
         .unwrap_or("");
     let matches: bool = presented.as_bytes().ct_eq(expected.as_bytes()).into();
     if expected.is_empty() || !matches {
+        // Only a presented token is a guess; a request without one (a
+        // crawler, a probe) costs the operators nothing.
+        if !presented.is_empty() {
+            throttle.wrong_token(now);
+        }
         return Err(GatewayError::Unauthenticated {
             challenges: vec!["Bearer realm=\"portico-admin\"".to_owned()],
             invalid: !presented.is_empty(),
@@ -222,7 +276,7 @@ where
         {
             continue;
         }
-        for policy in rate_limit.effective(Some(&identity)) {
+        for policy in rate_limit.effective(Some(&identity)).policies {
             if policy.scope.contains(&ScopePart::Ip) {
                 continue;
             }

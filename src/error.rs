@@ -50,6 +50,10 @@ pub enum GatewayError {
     /// response of a limited route.
     #[error("rate limited (retry after {retry_after} s)")]
     RateLimited { retry_after: u64 },
+    /// The operators' API stopped comparing tokens after too many wrong
+    /// ones; `retry_after` in seconds.
+    #[error("admin token guessing throttled (retry after {retry_after} s)")]
+    AdminThrottled { retry_after: u64 },
     /// The rate-limit store failed and the route fails closed.
     #[error("rate limiting unavailable: {0}")]
     RateLimitUnavailable(String),
@@ -73,7 +77,9 @@ impl GatewayError {
             GatewayError::Unauthenticated { .. } => ProblemType::UNAUTHORIZED,
             GatewayError::Forbidden { .. } => ProblemType::FORBIDDEN,
             GatewayError::AuthUnavailable(_) => ProblemType::AUTH_UNAVAILABLE,
-            GatewayError::RateLimited { .. } => ProblemType::RATE_LIMITED,
+            GatewayError::RateLimited { .. } | GatewayError::AdminThrottled { .. } => {
+                ProblemType::RATE_LIMITED
+            }
             GatewayError::RateLimitUnavailable(_) => ProblemType::RATE_LIMIT_UNAVAILABLE,
             GatewayError::UpstreamTimeout(_) => ProblemType::UPSTREAM_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) => ProblemType::UPSTREAM_UNREACHABLE,
@@ -115,6 +121,9 @@ impl GatewayError {
             GatewayError::RateLimited { retry_after, .. } => {
                 format!("The rate limit for this route is used up; retry in {retry_after} s.")
             }
+            GatewayError::AdminThrottled { retry_after } => format!(
+                "Too many wrong admin tokens; this endpoint compares none for {retry_after} s."
+            ),
             GatewayError::RateLimitUnavailable(_) => {
                 "Rate limits could not be checked right now; try again shortly.".to_owned()
             }
@@ -152,7 +161,8 @@ impl GatewayError {
                     }
                 }
             }
-            GatewayError::RateLimited { retry_after } => {
+            GatewayError::RateLimited { retry_after }
+            | GatewayError::AdminThrottled { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             GatewayError::Forbidden {

@@ -14,8 +14,21 @@ use crate::platform::UnixMillis;
 #[derive(Debug)]
 pub struct TtlCache<K, V> {
     capacity: usize,
-    entries: HashMap<K, (V, UnixMillis)>,
-    order: VecDeque<K>,
+    entries: HashMap<K, Entry<V>>,
+    /// Insertions, oldest first, each with the number it was given. An
+    /// item whose entry is gone, or now holds a later insertion of the same
+    /// key, is stale: eviction skips it and compaction drops it, so a key
+    /// that expires and comes back is aged from its new insertion only.
+    order: VecDeque<(K, u64)>,
+    /// The number the next insertion gets.
+    next_insertion: u64,
+}
+
+#[derive(Debug)]
+struct Entry<V> {
+    value: V,
+    expires: UnixMillis,
+    insertion: u64,
 }
 
 impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
@@ -24,14 +37,17 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             capacity: capacity.max(1),
             entries: HashMap::new(),
             order: VecDeque::new(),
+            next_insertion: 0,
         }
     }
 
     /// The value under `key` if it has not expired at `now`.
     pub fn get(&mut self, key: &K, now: UnixMillis) -> Option<V> {
         match self.entries.get(key) {
-            Some((value, expires)) if now < *expires => Some(value.clone()),
+            Some(entry) if now < entry.expires => Some(entry.value.clone()),
             Some(_) => {
+                // Its place in `order` goes stale; eviction and compaction
+                // know it by its insertion number.
                 self.entries.remove(key);
                 None
             }
@@ -39,24 +55,51 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         }
     }
 
-    /// Remember `value` until `expires`.
+    /// Remember `value` until `expires`. A key still present keeps its
+    /// place in the eviction order; one that is absent (never seen, evicted
+    /// or expired) goes to the back.
     pub fn insert(&mut self, key: K, value: V, expires: UnixMillis) {
-        if self.entries.insert(key.clone(), (value, expires)).is_none() {
-            self.order.push_back(key);
+        if let Some(entry) = self.entries.get_mut(&key) {
+            entry.value = value;
+            entry.expires = expires;
+            return;
         }
+        let insertion = self.next_insertion;
+        self.next_insertion = self.next_insertion.wrapping_add(1);
+        self.entries.insert(
+            key.clone(),
+            Entry {
+                value,
+                expires,
+                insertion,
+            },
+        );
+        self.order.push_back((key, insertion));
         while self.entries.len() > self.capacity {
-            match self.order.pop_front() {
-                Some(oldest) => {
-                    self.entries.remove(&oldest);
-                }
-                None => break,
+            let Some((oldest, insertion)) = self.order.pop_front() else {
+                break;
+            };
+            if self.is_current(&oldest, insertion) {
+                self.entries.remove(&oldest);
             }
         }
-        // Keys removed by expiry linger in `order`; drop them when it grows.
-        if self.order.len() > self.capacity * 2 {
+        // Stale items (keys that expired) linger in `order`; drop them
+        // when it grows, so it stays within twice the capacity.
+        if self.order.len() > self.capacity.saturating_mul(2) {
             let entries = &self.entries;
-            self.order.retain(|k| entries.contains_key(k));
+            self.order.retain(|(key, insertion)| {
+                entries
+                    .get(key)
+                    .is_some_and(|entry| entry.insertion == *insertion)
+            });
         }
+    }
+
+    /// Whether `insertion` is the one `key`'s entry holds now.
+    fn is_current(&self, key: &K, insertion: u64) -> bool {
+        self.entries
+            .get(key)
+            .is_some_and(|entry| entry.insertion == insertion)
     }
 
     pub fn clear(&mut self) {
@@ -95,6 +138,35 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert_eq!(cache.get(&1, UnixMillis(0)), None);
         assert_eq!(cache.get(&3, UnixMillis(0)), Some("three"));
+    }
+
+    #[test]
+    fn a_key_expired_by_get_and_inserted_again_is_evicted_by_its_new_age() {
+        let mut cache = TtlCache::new(2);
+        cache.insert("a", 1, UnixMillis(10));
+        cache.insert("b", 2, UnixMillis(100));
+        assert_eq!(cache.get(&"a", UnixMillis(10)), None, "a expired");
+        cache.insert("c", 3, UnixMillis(100));
+        cache.insert("a", 4, UnixMillis(100));
+        // "b" is now the oldest live insertion; "a" is the newest.
+        assert_eq!(cache.get(&"a", UnixMillis(20)), Some(4));
+        assert_eq!(cache.get(&"c", UnixMillis(20)), Some(3));
+        assert_eq!(cache.get(&"b", UnixMillis(20)), None);
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn the_eviction_order_stays_bounded_when_a_key_keeps_expiring() {
+        let mut cache = TtlCache::new(2);
+        for round in 0..1_000 {
+            cache.insert("a", round, UnixMillis(round + 1));
+            assert!(
+                cache.order.len() <= 2 * 2 + 1,
+                "round {round}: {} keys in the order",
+                cache.order.len()
+            );
+            assert_eq!(cache.get(&"a", UnixMillis(round + 1)), None);
+        }
     }
 
     #[test]

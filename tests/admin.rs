@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Harness, auth_config, body_json, challenges, request};
 use http::{Method, StatusCode};
 use portico::auth::api_key::{self, KeyRecord};
@@ -122,4 +124,42 @@ fn a_keys_limits_are_reported_without_charging_it() {
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let nowhere = admin_get(&harness, "/__portico/nothing", Some("let-me-in"));
     assert_eq!(nowhere.status(), StatusCode::NOT_FOUND);
+}
+
+#[test]
+fn wrong_admin_tokens_are_throttled_per_isolate() {
+    let (harness, id, _) = harness(true);
+    let path = format!("/__portico/limits/keys/{id}");
+    // Requests without a token are not guesses: they never count.
+    for _ in 0..20 {
+        assert_eq!(
+            admin_get(&harness, &path, None).status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for guess in 0..10 {
+        assert_eq!(
+            admin_get(&harness, &path, Some(&format!("guess-{guess}"))).status(),
+            StatusCode::UNAUTHORIZED,
+            "guess {guess}"
+        );
+    }
+    harness.platform.advance(Duration::from_secs(20));
+    // Ten wrong tokens within a minute: the isolate stops comparing, even
+    // the right token, until the minute is over.
+    let throttled = admin_get(&harness, &path, Some("let-me-in"));
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        common::header(throttled.headers(), "retry-after"),
+        Some("40")
+    );
+    assert_eq!(
+        body_json(&throttled)["type"],
+        "urn:portico:problem:rate-limited"
+    );
+    harness.platform.advance(Duration::from_secs(40));
+    assert_eq!(
+        admin_get(&harness, &path, Some("let-me-in")).status(),
+        StatusCode::OK
+    );
 }

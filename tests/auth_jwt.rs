@@ -104,7 +104,7 @@ fn a_token_without_kid_is_tried_against_matching_keys() {
 #[test]
 fn pem_keys_verify_too() {
     let issuer = json!({
-        "issuer": ISSUER, "algorithms": ["RS256", "ES256", "EdDSA"],
+        "issuer": ISSUER, "audiences": [AUDIENCE], "algorithms": ["RS256", "ES256", "EdDSA"],
         "keys": [
             { "pem": common::fixture("auth/keys/rsa.public.pem"), "kid": "test-rsa-1" },
             { "pem": common::fixture("auth/keys/es256.public.pem") },
@@ -213,6 +213,51 @@ fn wrong_issuer_and_audience_are_rejected() {
 }
 
 #[test]
+fn an_issuer_with_audiences_any_accepts_every_audience() {
+    let mut issuer = tokens::issuer_config(&["ES256"]);
+    issuer["audiences"] = json!("any");
+    let harness = harness_with(issuer, json!({ "jwt": ["test"] }));
+    for aud in [json!("someone-else"), json!(["a", "b"]), Value::Null] {
+        let token = sign(
+            "ES256",
+            "es256",
+            Some("test-es256-1"),
+            &claims(json!({ "aud": aud.clone() })),
+        );
+        assert_eq!(call(&harness, &token).status(), StatusCode::OK, "{aud}");
+    }
+}
+
+#[test]
+fn an_issuer_with_a_typ_accepts_only_tokens_of_that_type() {
+    let mut issuer = tokens::issuer_config(&["ES256"]);
+    issuer["typ"] = json!("at+jwt");
+    let harness = harness_with(issuer, json!({ "jwt": ["test"] }));
+    let typed = |typ: &str| {
+        tokens::sign_typed(
+            "ES256",
+            "es256",
+            Some("test-es256-1"),
+            typ,
+            &claims(json!({})),
+        )
+    };
+    // RFC 7515: media types compare without case, and "application/" may
+    // be left out.
+    for accepted in ["at+jwt", "AT+JWT", "application/at+jwt"] {
+        assert_eq!(
+            call(&harness, &typed(accepted)).status(),
+            StatusCode::OK,
+            "{accepted}"
+        );
+    }
+    assert_rejected(&harness, &typed("JWT"), "an ID token's typ");
+    assert_rejected(&harness, &typed("at+jwt2"), "another type");
+    let untyped = sign("ES256", "es256", Some("test-es256-1"), &claims(json!({})));
+    assert_rejected(&harness, &untyped, "no typ at all");
+}
+
+#[test]
 fn expiry_and_not_before_honour_the_leeway() {
     let harness = harness();
     let expired = |ago: i64| {
@@ -242,6 +287,75 @@ fn expiry_and_not_before_honour_the_leeway() {
         call(&harness, &early(29)).status(),
         StatusCode::OK,
         "nbf within leeway"
+    );
+}
+
+/// `exp`, `nbf` and `iat` values at and past the edges of what a date
+/// type can hold, and past the NumericDates the gateway accepts (the Unix
+/// epoch to the end of year 9999).
+fn edge_times() -> Vec<Value> {
+    let min = chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp();
+    let max = chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp();
+    vec![
+        json!(min),
+        json!(min + 1),
+        json!(min + 59),
+        json!(max),
+        json!(max - 1),
+        json!(i64::MIN),
+        json!(i64::MAX),
+        json!(u64::MAX),
+        json!(-1),
+        json!(1e300),
+        json!(-1e300),
+        json!(253_402_300_800_i64),
+    ]
+}
+
+#[test]
+fn claim_times_at_the_edge_of_the_representable_range_get_401_not_a_panic() {
+    let harness = harness();
+    for claim in ["nbf", "exp", "iat"] {
+        for value in edge_times() {
+            let token = tokens::sign_payload(
+                "HS256",
+                "hs256",
+                Some("test-hs-1"),
+                &claims(json!({ claim: value.clone() })),
+            );
+            assert_rejected(&harness, &token, &format!("{claim}: {value}"));
+        }
+    }
+}
+
+#[test]
+fn the_last_second_of_year_9999_is_still_a_valid_expiry() {
+    let harness = harness();
+    let token = tokens::sign_payload(
+        "HS256",
+        "hs256",
+        Some("test-hs-1"),
+        &claims(json!({ "exp": 253_402_300_799_i64 })),
+    );
+    assert_eq!(call(&harness, &token).status(), StatusCode::OK);
+}
+
+#[test]
+fn a_token_issued_in_the_future_is_rejected_beyond_the_leeway() {
+    let harness = harness();
+    let issued = |ahead: i64| {
+        sign(
+            "ES256",
+            "es256",
+            Some("test-es256-1"),
+            &claims(json!({ "iat": NOW + ahead })),
+        )
+    };
+    assert_rejected(&harness, &issued(31), "issued in the future");
+    assert_eq!(
+        call(&harness, &issued(29)).status(),
+        StatusCode::OK,
+        "iat within leeway"
     );
 }
 
@@ -445,6 +559,26 @@ fn identity_headers_sent_by_the_client_never_reach_the_service() {
         None,
         "public routes strip them too"
     );
+}
+
+#[test]
+fn identity_headers_spoofed_under_underscore_names_never_reach_the_service() {
+    let harness = harness();
+    let token = sign("ES256", "es256", Some("test-es256-1"), &claims(json!({})));
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/private/x",
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("X_Portico_Roles", "admin"),
+            ("x_portico_subject", "root"),
+        ],
+    ));
+    let sent = last_upstream(&harness).headers;
+    assert_eq!(header(&sent, "x_portico_roles"), None);
+    assert_eq!(header(&sent, "x_portico_subject"), None);
+    assert_eq!(header(&sent, "x-portico-roles"), None, "the token has none");
+    assert_eq!(header(&sent, "x-portico-subject"), Some("user-1"));
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -146,6 +146,7 @@ const INVALID: &[(&str, &str, &str)] = &[
         "auth.jwt.test.algorithms[1]",
         "'none' is not one of",
     ),
+    ("auth-no-audiences", "auth.jwt.test.audiences", "or \"any\""),
     (
         "auth-keys-and-jwks",
         "auth.jwt.test",
@@ -298,6 +299,144 @@ fn two_any_method_routes_on_the_same_pattern_and_host_tie() {
     assert_eq!(error.issues[0].path, "routes[1]");
     assert!(
         error.issues[0].reason.contains("host '*.example.com'"),
+        "{error}"
+    );
+}
+
+#[test]
+fn header_names_the_gateway_owns_may_not_contain_underscores() {
+    let text = serde_json::json!({
+        "version": 1,
+        "settings": { "request_id_header": "X_Request_Id" },
+        "auth": { "identity_header_prefix": "X_Gateway_" },
+        "services": { "s": { "url": "http://10.0.0.1" } },
+        "routes": [
+            { "id": "r", "path": "/r", "service": "s",
+              "auth": { "api_key": { "header": "X_Api_Key" } } }
+        ]
+    })
+    .to_string();
+    let error = Config::from_json(&text).expect_err("underscores refused");
+    let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "settings.request_id_header",
+            "auth.identity_header_prefix",
+            "routes[0].auth.api_key.header"
+        ],
+        "{error}"
+    );
+    assert!(
+        error.issues.iter().all(|i| i.reason.contains("'_'")),
+        "{error}"
+    );
+}
+
+#[test]
+fn stripped_request_headers_must_be_header_names_the_gateway_does_not_set() {
+    let text = serde_json::json!({
+        "version": 1,
+        "settings": { "strip_request_headers": [
+            "X-Debug", "not a header", "x-debug", "traceparent", "X-Request-Id", "Connection"
+        ] },
+        "services": {},
+        "routes": []
+    })
+    .to_string();
+    let error = Config::from_json(&text).expect_err("refused");
+    let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "settings.strip_request_headers[1]",
+            "settings.strip_request_headers[2]",
+            "settings.strip_request_headers[3]",
+            "settings.strip_request_headers[4]",
+            "settings.strip_request_headers[5]",
+        ],
+        "{error}"
+    );
+    let empty = r#"{ "version": 1, "settings": { "strip_request_headers": [] }, "services": {}, "routes": [] }"#;
+    assert!(
+        Config::from_json(empty)
+            .unwrap()
+            .settings
+            .strip_request_headers
+            .is_empty()
+    );
+}
+
+#[test]
+fn an_issuer_names_its_audiences_or_says_any() {
+    let config = |audiences: serde_json::Value| {
+        serde_json::json!({
+            "version": 1,
+            "auth": { "jwt": { "t": {
+                "issuer": "https://issuer.test", "audiences": audiences,
+                "algorithms": ["HS256"],
+                "keys": [{ "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA" }]
+            } } },
+            "services": {},
+            "routes": []
+        })
+        .to_string()
+    };
+    for bad in [
+        serde_json::json!([]),
+        serde_json::json!("api"),
+        serde_json::json!([""]),
+        serde_json::json!(["api", 7]),
+        serde_json::json!(null),
+    ] {
+        let error = Config::from_json(&config(bad.clone())).expect_err("refused");
+        assert!(
+            error.issues[0].path.starts_with("auth.jwt.t.audiences"),
+            "{bad}: {error}"
+        );
+    }
+    for good in [serde_json::json!("any"), serde_json::json!(["api", "web"])] {
+        Config::from_json(&config(good.clone())).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+}
+
+#[test]
+fn an_issuer_typ_must_be_a_media_type() {
+    let text = serde_json::json!({
+        "version": 1,
+        "auth": { "jwt": { "t": {
+            "issuer": "https://issuer.test", "audiences": "any", "typ": "at jwt",
+            "algorithms": ["HS256"],
+            "keys": [{ "kty": "oct", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA" }]
+        } } },
+        "services": {},
+        "routes": []
+    })
+    .to_string();
+    let error = Config::from_json(&text).expect_err("refused");
+    assert_eq!(error.issues[0].path, "auth.jwt.t.typ", "{error}");
+}
+
+#[test]
+fn an_ipv6_prefix_needs_an_ip_scope_and_a_prefix_length() {
+    let text = serde_json::json!({
+        "version": 1,
+        "services": { "s": { "url": "http://10.0.0.1" } },
+        "routes": [ { "id": "r", "path": "/r", "service": "s", "rate_limit": { "policies": [
+            { "name": "a", "limit": 1, "period": "1s", "scope": ["route"], "ipv6_prefix": 64 },
+            { "name": "b", "limit": 1, "period": "1s", "scope": ["ip"], "ipv6_prefix": 129 },
+            { "name": "c", "limit": 1, "period": "1s", "scope": ["ip"], "ipv6_prefix": 56 }
+        ] } } ]
+    })
+    .to_string();
+    let error = Config::from_json(&text).expect_err("refused");
+    let paths: Vec<&str> = error.issues.iter().map(|i| i.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "routes[0].rate_limit.policies[0].ipv6_prefix",
+            "routes[0].rate_limit.policies[1].ipv6_prefix"
+        ],
         "{error}"
     );
 }

@@ -32,6 +32,50 @@ fn demo_routes_reach_their_services_with_the_forwarded_path() {
 }
 
 #[test]
+fn a_get_or_head_body_is_dropped_with_its_length() {
+    // Fetch cannot send a body with GET or HEAD; forwarding its length
+    // without it would leave the origin waiting for bytes that never come.
+    for method in [Method::GET, Method::HEAD] {
+        let harness = Harness::basic();
+        let mut get = request(
+            method.clone(),
+            "http://gw.example/api/users/1",
+            &[
+                ("content-length", "11"),
+                ("transfer-encoding", "chunked"),
+                ("content-type", "text/plain"),
+            ],
+        );
+        *get.body_mut() = Body::Stream(Bytes::from_static(b"hello world"));
+        assert_eq!(harness.send(get).status(), StatusCode::OK, "{method}");
+        let sent = harness.platform.sent();
+        let upstream = sent.last().unwrap();
+        assert!(upstream.body.is_empty(), "{method}: the body went upstream");
+        for gone in ["content-length", "transfer-encoding"] {
+            assert!(
+                !upstream.headers.contains_key(gone),
+                "{method}: {gone} went upstream"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_post_body_keeps_its_length() {
+    let harness = Harness::basic();
+    let mut post = request(
+        Method::POST,
+        "http://gw.example/api/orders/new",
+        &[("content-length", "13")],
+    );
+    *post.body_mut() = Body::Stream(Bytes::from_static(br#"{"sku":"abc"}"#));
+    harness.send(post);
+    let upstream = harness.platform.sent().last().cloned().unwrap();
+    assert_eq!(upstream.body.len(), 13);
+    assert_eq!(header(&upstream.headers, "content-length"), Some("13"));
+}
+
+#[test]
 fn method_path_query_and_body_are_forwarded_unchanged() {
     let harness = Harness::basic();
     let mut post = request(
@@ -116,6 +160,100 @@ fn an_unreachable_upstream_gives_502_without_its_address() {
         log.error.unwrap().contains("10.9.8.7:4321"),
         "operators see the address"
     );
+}
+
+/// The `Location` the client gets when the service answers a request for
+/// `url` with a redirect to `location`.
+fn redirected(harness: &Harness, url: &str, location: &str) -> Option<String> {
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let response = harness.get(&format!("{url}{separator}status=302&location={location}"));
+    assert_eq!(response.status(), StatusCode::FOUND);
+    header(response.headers(), "location").map(str::to_owned)
+}
+
+#[test]
+fn absolute_redirects_to_the_service_point_at_the_gateway_instead() {
+    let harness = Harness::basic();
+    // Route `/api/users/*` strips `/api`; the service is http://127.0.0.1:9101.
+    let cases = [
+        (
+            "http://127.0.0.1:9101/users/2?tab=1",
+            "https://api.example.com/api/users/2?tab=1",
+        ),
+        (
+            "HTTP://127.0.0.1:9101/users/3",
+            "https://api.example.com/api/users/3",
+        ),
+        ("http://127.0.0.1:9101", "https://api.example.com/api/"),
+        // Elsewhere, or the same host on another port or scheme: not the
+        // service's address, so not the gateway's to change.
+        ("https://login.example.com/x", "https://login.example.com/x"),
+        (
+            "http://127.0.0.1:9102/orders/1",
+            "http://127.0.0.1:9102/orders/1",
+        ),
+        (
+            "https://127.0.0.1:9101/users/2",
+            "https://127.0.0.1:9101/users/2",
+        ),
+        ("/users/2", "/users/2"),
+    ];
+    for (location, expected) in cases {
+        assert_eq!(
+            redirected(&harness, "https://api.example.com/api/users/1", location).as_deref(),
+            Some(expected),
+            "{location}"
+        );
+    }
+}
+
+#[test]
+fn a_redirect_under_the_service_base_path_maps_back_through_the_route() {
+    let config = serde_json::json!({
+        "version": 1,
+        "services": { "users": { "url": "http://127.0.0.1:9101/v1" } },
+        "routes": [
+            { "id": "tenants", "path": "/t/:tenant/users/*", "service": "users",
+              "strip_prefix": "/t/:tenant" },
+            { "id": "plain", "path": "/plain/*", "service": "users" },
+            { "id": "profile", "path": "/people/:id", "service": "users",
+              "rewrite": "/profiles/{id}" }
+        ]
+    });
+    let harness = Harness::with_config(&config.to_string());
+    let cases = [
+        // The base path becomes the prefix the route stripped, as the
+        // client wrote it.
+        (
+            "http://gw.example/t/acme/users/1",
+            "http://127.0.0.1:9101/v1/users/2",
+            "http://gw.example/t/acme/users/2",
+        ),
+        (
+            "http://gw.example/plain/a",
+            "http://127.0.0.1:9101/v1/plain/b",
+            "http://gw.example/plain/b",
+        ),
+        // A rewrite cannot be reversed: only the base path goes.
+        (
+            "http://gw.example/people/7",
+            "http://127.0.0.1:9101/v1/profiles/8",
+            "http://gw.example/profiles/8",
+        ),
+        // Outside the base path: the address goes, the path stays.
+        (
+            "http://gw.example/plain/a",
+            "http://127.0.0.1:9101/v2/x",
+            "http://gw.example/v2/x",
+        ),
+    ];
+    for (url, location, expected) in cases {
+        assert_eq!(
+            redirected(&harness, url, location).as_deref(),
+            Some(expected),
+            "{url} -> {location}"
+        );
+    }
 }
 
 #[test]

@@ -171,3 +171,84 @@ fn the_request_id_header_name_is_configurable() {
     );
     assert!(!response.headers().contains_key("x-request-id"));
 }
+
+#[test]
+fn client_headers_with_underscores_never_reach_the_service() {
+    let harness = Harness::basic();
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[
+            // Many servers (CGI, WSGI, Rack, PHP) read `_` as `-`: each of
+            // these would stand in for a header the gateway owns.
+            ("X_Portico_Roles", "admin"),
+            ("x_portico_consumer", "root"),
+            ("X_Forwarded_For", "6.6.6.6"),
+            ("x_real_ip", "6.6.6.6"),
+            ("X_Request_Id", "forged"),
+            ("x_http_method_override", "DELETE"),
+            ("x_custom_thing", "harmless but dropped too"),
+            ("x-custom-thing", "stays"),
+        ],
+    ));
+    let sent = upstream_headers(&harness);
+    let underscored: Vec<&str> = sent
+        .keys()
+        .map(|name| name.as_str())
+        .filter(|name| name.contains('_'))
+        .collect();
+    assert!(underscored.is_empty(), "forwarded: {underscored:?}");
+    assert_eq!(header(&sent, "x-custom-thing"), Some("stays"));
+    assert_eq!(header(&sent, "x-forwarded-for"), Some("203.0.113.9"));
+}
+
+/// Headers that ask a service to undo a decision the gateway made: which
+/// method, which path, which client.
+const OVERRIDES: [(&str, &str); 8] = [
+    ("x-http-method-override", "DELETE"),
+    ("x-method-override", "DELETE"),
+    ("x-http-method", "DELETE"),
+    ("x-original-url", "/admin/users"),
+    ("x-rewrite-url", "/admin/users"),
+    ("true-client-ip", "10.0.0.1"),
+    ("x-client-ip", "10.0.0.1"),
+    ("x-cluster-client-ip", "10.0.0.1"),
+];
+
+#[test]
+fn method_override_original_url_and_client_ip_claims_are_stripped_by_default() {
+    let harness = Harness::basic();
+    let mut headers = OVERRIDES.to_vec();
+    headers.push(("x-custom-thing", "stays"));
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &headers,
+    ));
+    let sent = upstream_headers(&harness);
+    for (gone, _) in OVERRIDES {
+        assert!(!sent.contains_key(gone), "{gone} was forwarded");
+    }
+    assert_eq!(header(&sent, "x-custom-thing"), Some("stays"));
+}
+
+#[test]
+fn the_stripped_request_headers_are_configurable() {
+    let config = fixture("config/basic.json").replace(
+        r#""config_refresh_seconds": 5"#,
+        r#""config_refresh_seconds": 5, "strip_request_headers": ["X-Debug-Token"]"#,
+    );
+    let harness = Harness::with_config(&config);
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[("x-debug-token", "t"), ("x-http-method-override", "PATCH")],
+    ));
+    let sent = upstream_headers(&harness);
+    assert!(!sent.contains_key("x-debug-token"));
+    assert_eq!(
+        header(&sent, "x-http-method-override"),
+        Some("PATCH"),
+        "a list of its own replaces the default"
+    );
+}

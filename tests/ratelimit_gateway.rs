@@ -10,6 +10,7 @@ use common::{Harness, auth_config, body_json, header, request};
 use http::{Method, StatusCode};
 use portico::auth::RatePlan;
 use portico::auth::api_key::{self, KeyRecord};
+use portico::observe::events::Event;
 use portico::platform::KvNamespace;
 use serde_json::{Value, json};
 
@@ -134,6 +135,53 @@ fn a_keys_own_rate_plan_overrides_the_route_plan() {
     let response = call(&harness, &generous);
     assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(header(response.headers(), "x-ratelimit-limit"), Some("3"));
+}
+
+#[test]
+fn a_key_plan_that_would_lift_the_limit_is_refused_and_the_route_plan_applies() {
+    const DAY: u64 = 86_400;
+    for (seed, algorithm, limit, period_seconds) in [
+        (10, "token_bucket", 0, 60),
+        (11, "token_bucket", 100, 0),
+        (12, "fixed_window", 0, 0),
+        (13, "token_bucket", u64::MAX, 60),
+        (14, "gcra", 5, 32 * DAY),
+        (15, "sliding_log", 1_000_000, 60),
+    ] {
+        let harness = harness(json!({ "plan": {
+            "name": "plan", "algorithm": algorithm, "limit": 3, "period": "1m", "scope": ["key"]
+        } }));
+        let k = key(
+            &harness,
+            seed,
+            Some(RatePlan {
+                limit,
+                period_seconds,
+            }),
+        );
+        let case = format!("{algorithm} {limit}/{period_seconds}s");
+        for _ in 0..3 {
+            let response = call(&harness, &k);
+            assert_eq!(response.status(), StatusCode::OK, "{case}");
+            assert_eq!(
+                header(response.headers(), "ratelimit-policy"),
+                Some("\"plan\";q=3;w=60"),
+                "{case}: the route's plan applies"
+            );
+        }
+        assert_eq!(
+            call(&harness, &k).status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "{case}: never a free pass"
+        );
+        let refusals = harness
+            .platform
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, Event::RatePlanRefused { route, .. } if route == "orders"))
+            .count();
+        assert!(refusals >= 1, "{case}: the refusal is logged");
+    }
 }
 
 #[test]

@@ -3,17 +3,18 @@
 //!
 //! Order of checks: size, structure, refused header fields (`crit`, `jwk`,
 //! `jku`, `x5u`, `x5c`), issuer (by the unverified `iss`, to pick the
-//! configuration), algorithm (must be pinned by that issuer), key (by
+//! configuration), `typ` (when the issuer requires one), algorithm (must
+//! be pinned by that issuer), key (by
 //! `kid`, refetching the JWKS once for an unknown one), signature, then
-//! `exp`/`nbf` with leeway, `iss`, `aud` and required claims. Verified
+//! `exp`/`nbf`/`iat` with leeway, `iss`, `aud` and required claims. Verified
 //! tokens are cached by their SHA-256 until they expire, so a repeated
 //! token skips the signature check.
 
 use std::rc::Rc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
-use jwt_compact::{Claims, TimeOptions};
+use chrono::{DateTime, Utc};
+use jwt_compact::Claims;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -33,6 +34,32 @@ pub enum KeySource {
     Jwks(JwksSettings),
 }
 
+/// The audiences an issuer's tokens must be meant for. The config has to
+/// say which, or say `"any"`: a token minted for another service of the
+/// same issuer is otherwise accepted here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Audiences {
+    /// `aud` is not checked.
+    Any,
+    /// `aud` (a string, or an array) must contain one of these.
+    OneOf(Vec<String>),
+}
+
+impl Audiences {
+    /// Whether a token's `aud` claim is accepted.
+    pub fn accept(&self, aud: Option<&Value>) -> bool {
+        match (self, aud) {
+            (Audiences::Any, _) => true,
+            (Audiences::OneOf(accepted), Some(Value::String(aud))) => accepted.contains(aud),
+            (Audiences::OneOf(accepted), Some(Value::Array(auds))) => auds
+                .iter()
+                .filter_map(Value::as_str)
+                .any(|aud| accepted.iter().any(|a| a == aud)),
+            (Audiences::OneOf(_), _) => false,
+        }
+    }
+}
+
 /// A trusted token issuer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Issuer {
@@ -40,8 +67,8 @@ pub struct Issuer {
     pub name: String,
     /// The exact `iss` its tokens carry.
     pub issuer: String,
-    /// Accepted audiences; empty means `aud` is not checked.
-    pub audiences: Vec<String>,
+    /// Which `aud` values are accepted.
+    pub audiences: Audiences,
     /// The algorithms this issuer signs with; nothing else is accepted.
     pub algorithms: Vec<String>,
     pub keys: KeySource,
@@ -55,6 +82,19 @@ pub struct Issuer {
     /// How long a verified token may be reused without verifying again
     /// (never past its `exp`); zero disables the cache.
     pub cache_ttl: Duration,
+    /// The `typ` header this issuer's tokens must carry, as
+    /// [`media_type`] gives it (`at+jwt`); `None`: not checked.
+    pub typ: Option<String>,
+}
+
+/// A `typ` value as RFC 7515 section 4.1.9 compares it: without case, and
+/// without an `application/` prefix.
+pub fn media_type(typ: &str) -> String {
+    let lower = typ.trim().to_ascii_lowercase();
+    match lower.strip_prefix("application/") {
+        Some(rest) => rest.to_owned(),
+        None => lower,
+    }
 }
 
 /// Whether `token` has the three-part shape of a JWS compact token.
@@ -122,6 +162,14 @@ where
     if !issuer.algorithms.iter().any(|a| a == alg) {
         return Err(AuthFailure::Invalid(format!(
             "algorithm {alg} is not accepted for issuer {}",
+            issuer.name
+        )));
+    }
+    if let Some(expected) = &issuer.typ
+        && header.token_type.as_deref().map(media_type).as_ref() != Some(expected)
+    {
+        return Err(AuthFailure::Invalid(format!(
+            "typ is not {expected}, as issuer {} requires",
             issuer.name
         )));
     }
@@ -193,27 +241,52 @@ fn candidates<'k>(keys: &'k [VerifyingKey], alg: &str, kid: Option<&str>) -> Vec
         .collect()
 }
 
+/// The latest NumericDate a token may carry: the last second of year 9999
+/// (RFC 3339's range, and what JWT libraries can produce). With the
+/// earliest, the Unix epoch, it keeps every time a token names, plus or
+/// minus the leeway, far inside `i64` milliseconds.
+const LATEST_NUMERIC_DATE: i64 = 253_402_300_799;
+
+/// A time claim in Unix milliseconds, if present; refused when outside
+/// the NumericDates the gateway accepts.
+fn claim_millis(name: &str, time: Option<DateTime<Utc>>) -> Result<Option<i64>, AuthFailure> {
+    let Some(time) = time else {
+        return Ok(None);
+    };
+    let seconds = time.timestamp();
+    if !(0..=LATEST_NUMERIC_DATE).contains(&seconds) {
+        return Err(AuthFailure::Invalid(format!(
+            "{name} {seconds} is outside the accepted range (1970 to 9999)"
+        )));
+    }
+    Ok(Some(seconds.saturating_mul(1000)))
+}
+
+/// The standard claim checks, after the signature. Times are compared in
+/// integer milliseconds with saturating arithmetic: no claim value, however
+/// extreme, can make the arithmetic overflow (date types panic there).
 fn check_claims(
     issuer: &Issuer,
     claims: &Claims<Map<String, Value>>,
     now: UnixMillis,
 ) -> Result<(), AuthFailure> {
-    let now_time: DateTime<Utc> = i64::try_from(now.0)
-        .ok()
-        .and_then(DateTime::from_timestamp_millis)
-        .unwrap_or_default();
-    let leeway = TimeDelta::from_std(issuer.leeway).unwrap_or_default();
-    let options = TimeOptions::new(leeway, move || now_time);
+    let now = i64::try_from(now.0).unwrap_or(i64::MAX);
+    let leeway = i64::try_from(issuer.leeway.as_millis()).unwrap_or(i64::MAX);
     let fail = |what: String| Err(AuthFailure::Invalid(what));
-    if claims.expiration.is_some()
-        && let Err(e) = claims.validate_expiration(&options)
+    if let Some(exp) = claim_millis("exp", claims.expiration)?
+        && now > exp.saturating_add(leeway)
     {
-        return fail(format!("exp: {e}"));
+        return fail("exp: the token has expired".to_owned());
     }
-    if claims.not_before.is_some()
-        && let Err(e) = claims.validate_maturity(&options)
+    if let Some(nbf) = claim_millis("nbf", claims.not_before)?
+        && now < nbf.saturating_sub(leeway)
     {
-        return fail(format!("nbf: {e}"));
+        return fail("nbf: the token is not valid yet".to_owned());
+    }
+    if let Some(iat) = claim_millis("iat", claims.issued_at)?
+        && now < iat.saturating_sub(leeway)
+    {
+        return fail("iat: the token was issued in the future".to_owned());
     }
     for name in &issuer.required_claims {
         let present = match name.as_str() {
@@ -229,18 +302,8 @@ fn check_claims(
     if claims.custom.get("iss").and_then(Value::as_str) != Some(issuer.issuer.as_str()) {
         return fail("iss does not match".to_owned());
     }
-    if !issuer.audiences.is_empty() {
-        let matches = match claims.custom.get("aud") {
-            Some(Value::String(aud)) => issuer.audiences.contains(aud),
-            Some(Value::Array(auds)) => auds
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|aud| issuer.audiences.iter().any(|a| a == aud)),
-            _ => false,
-        };
-        if !matches {
-            return fail("aud does not match".to_owned());
-        }
+    if !issuer.audiences.accept(claims.custom.get("aud")) {
+        return fail("aud does not match".to_owned());
     }
     Ok(())
 }

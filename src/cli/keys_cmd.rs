@@ -19,6 +19,7 @@ use crate::auth::RatePlan;
 use crate::auth::api_key::{self, KeyRecord};
 use crate::config::duration::parse_duration;
 use crate::platform::KvNamespace;
+use crate::ratelimit::{MAX_LIMIT, MAX_PERIOD_SECONDS};
 
 const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 
@@ -396,6 +397,13 @@ pub fn parse_rate(text: &str) -> Result<RatePlan, String> {
             "'{text}': limit and period must both be above zero"
         ));
     }
+    // The gateway refuses larger plans (and a sliding-log route refuses
+    // limits over its own cap) and applies the route's plan instead.
+    if limit > MAX_LIMIT || period.as_secs() > MAX_PERIOD_SECONDS {
+        return Err(format!(
+            "'{text}': at most {MAX_LIMIT} per period, and periods of at most 31d"
+        ));
+    }
     Ok(RatePlan {
         limit,
         period_seconds: period.as_secs(),
@@ -444,6 +452,8 @@ mod tests {
             })
         );
         assert!(parse_rate("0/1m").is_err());
+        assert!(parse_rate("5/32d").is_err());
+        assert!(parse_rate("1000000001/1m").is_err());
         assert!(parse_rate("5").is_err());
         assert!(parse_rate("5/1w").is_err());
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));

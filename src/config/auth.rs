@@ -12,11 +12,11 @@ use super::error::Issues;
 use super::wire::{
     AuthDocument, IntrospectorDocument, IssuerDocument, RequirementDocument, RouteAuthDocument,
 };
-use super::{NAME_RULE, is_name};
+use super::{NAME_RULE, UNDERSCORE_RULE, is_name};
 use crate::auth::identity::IdentityHeaderNames;
 use crate::auth::introspection::Introspector;
 use crate::auth::jwks::JwksSettings;
-use crate::auth::jwt::{Issuer, KeySource};
+use crate::auth::jwt::{Audiences, Issuer, KeySource};
 use crate::auth::keys::{SUPPORTED_ALGORITHMS, VerifyingKey};
 use crate::auth::{ApiKeySettings, ApiKeySource, AuthSettings, Requirement, RouteAuth};
 use crate::http::is_hop_by_hop;
@@ -88,6 +88,9 @@ pub(crate) fn check_auth(document: &AuthDocument, issues: &mut Issues) -> Checke
     if let Some(prefix) = &document.identity_header_prefix {
         let lower = prefix.to_ascii_lowercase();
         match IdentityHeaderNames::new(&lower) {
+            Some(_) if lower.contains('_') => {
+                issues.push("auth.identity_header_prefix", UNDERSCORE_RULE)
+            }
             Some(names) if lower.len() >= 3 && lower.ends_with('-') => settings.identity_headers = names,
             _ => issues.push(
                 "auth.identity_header_prefix",
@@ -180,6 +183,7 @@ fn check_issuer(
             );
         }
     }
+    let audiences = check_audiences(document.audiences.as_ref(), at, issues);
     let keys = check_key_source(document, at, issues);
     let leeway = seconds(
         document.leeway_seconds,
@@ -206,13 +210,29 @@ fn check_issuer(
         format!("{at}.cache_seconds"),
         issues,
     );
+    let typ = document.typ.as_deref().and_then(|typ| {
+        let media_type = crate::auth::jwt::media_type(typ);
+        let valid = !media_type.is_empty()
+            && media_type.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.' | b'/' | b'_')
+            });
+        if valid {
+            Some(media_type)
+        } else {
+            issues.push(
+                format!("{at}.typ"),
+                format!("'{typ}' is not a media type such as 'at+jwt' or 'JWT'"),
+            );
+            None
+        }
+    });
     if issues.len() != before {
         return None;
     }
     Some(Issuer {
         name: name.to_owned(),
         issuer: document.issuer.clone(),
-        audiences: document.audiences.clone().unwrap_or_default(),
+        audiences: audiences?,
         algorithms: document.algorithms.clone(),
         keys: keys?,
         leeway,
@@ -227,7 +247,33 @@ fn check_issuer(
             .unwrap_or_else(|| "scope".to_owned()),
         max_token_bytes,
         cache_ttl,
+        typ,
     })
+}
+
+/// An issuer's accepted audiences: a list of names, or `"any"`, never
+/// left out (an issuer often serves many APIs, and without an audience
+/// check a token minted for any of them is accepted here).
+fn check_audiences(value: Option<&Value>, at: &str, issues: &mut Issues) -> Option<Audiences> {
+    let at = format!("{at}.audiences");
+    const RULE: &str = "list the audiences this gateway accepts (a token's 'aud' must contain one), or \"any\" to accept tokens meant for any audience of this issuer";
+    match value {
+        Some(Value::String(any)) if any == "any" => Some(Audiences::Any),
+        Some(Value::Array(items)) if !items.is_empty() => {
+            let mut names = Vec::with_capacity(items.len());
+            for (index, item) in items.iter().enumerate() {
+                match item.as_str() {
+                    Some(name) if !name.is_empty() => names.push(name.to_owned()),
+                    _ => issues.push(format!("{at}[{index}]"), "must be a non-empty string"),
+                }
+            }
+            (names.len() == items.len()).then_some(Audiences::OneOf(names))
+        }
+        _ => {
+            issues.push(at, RULE);
+            None
+        }
+    }
 }
 
 /// Where an issuer's keys come from: listed in the config, or a JWKS URL.
@@ -410,6 +456,10 @@ pub(crate) fn check_route_auth(
     let api_key = document.api_key.as_ref().and_then(|source| {
         let header_text = source.header.as_deref().unwrap_or("X-API-Key");
         let header = match HeaderName::from_bytes(header_text.as_bytes()) {
+            Ok(name) if name.as_str().contains('_') => {
+                issues.push(format!("{at}.auth.api_key.header"), UNDERSCORE_RULE);
+                return None;
+            }
             Ok(name)
                 if !is_hop_by_hop(&name)
                     && name != http::header::AUTHORIZATION

@@ -83,7 +83,23 @@ pub struct Settings {
     /// Whether client-sent `X-Forwarded-*` headers are kept and extended
     /// (only right when a trusted proxy sits in front of the gateway).
     pub trust_forwarded_headers: bool,
+    /// Client headers that never reach a service.
+    pub strip_request_headers: Vec<HeaderName>,
 }
+
+/// Client headers stripped unless the config lists its own: each asks a
+/// service to undo a decision the gateway made (the method, the path, the
+/// client's address).
+pub const DEFAULT_STRIP_REQUEST_HEADERS: [&str; 8] = [
+    "x-http-method-override",
+    "x-method-override",
+    "x-http-method",
+    "x-original-url",
+    "x-rewrite-url",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+];
 
 impl Default for Settings {
     fn default() -> Self {
@@ -91,6 +107,10 @@ impl Default for Settings {
             refresh: Duration::from_secs(DEFAULT_REFRESH_SECONDS),
             request_id_header: HeaderName::from_static("x-request-id"),
             trust_forwarded_headers: false,
+            strip_request_headers: DEFAULT_STRIP_REQUEST_HEADERS
+                .iter()
+                .map(|name| HeaderName::from_static(name))
+                .collect(),
         }
     }
 }
@@ -210,6 +230,10 @@ impl Config {
 
 pub(crate) const NAME_RULE: &str = "must be 1 to 64 characters of letters, digits, '-', '_' or '.'";
 
+/// Client headers with `_` in their names never reach a service (many
+/// servers read `_` as `-`), so no header the gateway owns may have one.
+pub(crate) const UNDERSCORE_RULE: &str = "must not contain '_': the gateway drops client headers with '_' in their names, since many servers read '_' as '-'";
+
 pub(crate) fn is_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
@@ -242,6 +266,9 @@ fn check_settings(document: &wire::SettingsDocument, issues: &mut Issues) -> Set
                     format!("'{name}' is a header the gateway manages itself"),
                 )
             }
+            Ok(header) if header.as_str().contains('_') => {
+                issues.push("settings.request_id_header", UNDERSCORE_RULE)
+            }
             Ok(header) => settings.request_id_header = header,
             Err(_) => issues.push(
                 "settings.request_id_header",
@@ -252,7 +279,50 @@ fn check_settings(document: &wire::SettingsDocument, issues: &mut Issues) -> Set
     if let Some(trust) = document.trust_forwarded_headers {
         settings.trust_forwarded_headers = trust;
     }
+    if let Some(names) = &document.strip_request_headers {
+        settings.strip_request_headers =
+            check_stripped_headers(names, &settings.request_id_header, issues);
+    }
     settings
+}
+
+/// The headers of `settings.strip_request_headers`: valid names, each
+/// once, and none the gateway writes itself (stripping those would
+/// silently do nothing).
+fn check_stripped_headers(
+    names: &[String],
+    request_id_header: &HeaderName,
+    issues: &mut Issues,
+) -> Vec<HeaderName> {
+    const SET_BY_THE_GATEWAY: [&str; 4] = [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "traceparent",
+    ];
+    let mut headers: Vec<HeaderName> = Vec::with_capacity(names.len());
+    for (index, name) in names.iter().enumerate() {
+        let at = format!("settings.strip_request_headers[{index}]");
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Err(_) => issues.push(at, format!("'{name}' is not a valid header name")),
+            Ok(header) if headers.contains(&header) => {
+                issues.push(at, format!("'{name}' is listed twice"))
+            }
+            Ok(header)
+                if crate::http::is_hop_by_hop(&header)
+                    || header == http::header::HOST
+                    || header == *request_id_header
+                    || SET_BY_THE_GATEWAY.contains(&header.as_str()) =>
+            {
+                issues.push(
+                    at,
+                    format!("'{name}' is a header the gateway manages itself"),
+                )
+            }
+            Ok(header) => headers.push(header),
+        }
+    }
+    headers
 }
 
 fn check_log(document: Option<&wire::LogDocument>, issues: &mut Issues) -> LogSettings {

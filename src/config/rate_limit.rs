@@ -6,13 +6,11 @@ use super::duration::parse_duration;
 use super::error::Issues;
 use super::wire::{AlgorithmName, OnFailure, PolicyDocument, RateLimitDocument};
 use crate::ratelimit::{
-    Algorithm, FailurePolicy, HeaderFamilies, Lease, Policy, Quota, RouteRateLimit, ScopePart,
+    Algorithm, DEFAULT_IPV6_PREFIX, FailurePolicy, HeaderFamilies, Lease, MAX_LIMIT,
+    MAX_PERIOD_SECONDS, Policy, Quota, RouteRateLimit, ScopePart, max_limit,
 };
 
-const MAX_LIMIT: u64 = 1_000_000_000;
-/// The sliding log keeps one entry per admitted request.
-const MAX_SLIDING_LOG_LIMIT: u64 = 10_000;
-const MAX_PERIOD: Duration = Duration::from_secs(31 * 86_400);
+const MAX_PERIOD: Duration = Duration::from_secs(MAX_PERIOD_SECONDS);
 
 fn is_policy_name(name: &str) -> bool {
     !name.is_empty()
@@ -41,11 +39,7 @@ fn check_policy(
         AlgorithmName::FixedWindow => Algorithm::FixedWindow,
         AlgorithmName::SlidingLog => Algorithm::SlidingLog,
     };
-    let max_limit = if algorithm == Algorithm::SlidingLog {
-        MAX_SLIDING_LOG_LIMIT
-    } else {
-        MAX_LIMIT
-    };
+    let max_limit = max_limit(algorithm);
     if !(1..=max_limit).contains(&document.limit) {
         issues.push(
             format!("{at}.limit"),
@@ -143,10 +137,28 @@ fn check_policy(
             ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(1000),
         }
     });
+    let ipv6_prefix = match document.ipv6_prefix {
+        None => DEFAULT_IPV6_PREFIX,
+        Some(_) if !document.scope.contains(&ScopePart::Ip) => {
+            issues.push(
+                format!("{at}.ipv6_prefix"),
+                "applies to policies that count per 'ip' only",
+            );
+            DEFAULT_IPV6_PREFIX
+        }
+        Some(bits) if (1..=128).contains(&bits) => bits,
+        Some(bits) => {
+            issues.push(
+                format!("{at}.ipv6_prefix"),
+                format!("must be a prefix length from 1 to 128, got {bits}"),
+            );
+            DEFAULT_IPV6_PREFIX
+        }
+    };
     if issues.len() != before {
         return None;
     }
-    Some(Policy::new(
+    let mut policy = Policy::new(
         &document.name,
         Quota {
             algorithm,
@@ -157,7 +169,9 @@ fn check_policy(
         document.scope.clone(),
         cost,
         lease,
-    ))
+    );
+    policy.ipv6_prefix = ipv6_prefix;
+    Some(policy)
 }
 
 pub(crate) fn check_rate_limit(

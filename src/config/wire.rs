@@ -117,6 +117,8 @@ pub struct SettingsDocument {
     pub config_refresh_seconds: Option<u64>,
     pub request_id_header: Option<String>,
     pub trust_forwarded_headers: Option<bool>,
+    /// Client headers never forwarded; replaces the default list.
+    pub strip_request_headers: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +187,8 @@ pub struct PolicyDocument {
     pub scope: Vec<crate::ratelimit::ScopePart>,
     pub cost: Option<u64>,
     pub lease: Option<LeaseDocument>,
+    /// With an `ip` scope: IPv6 clients count per network of this many bits.
+    pub ipv6_prefix: Option<u8>,
 }
 
 /// Lease batches of units to isolates (for keys hotter than one object).
@@ -231,7 +235,9 @@ pub struct ApiKeysDocument {
 #[serde(deny_unknown_fields)]
 pub struct IssuerDocument {
     pub issuer: String,
-    pub audiences: Option<Vec<String>>,
+    /// A list of audiences, or `"any"`. Kept as JSON so each mistake is
+    /// reported at its own path with a reason people can act on.
+    pub audiences: Option<serde_json::Value>,
     pub algorithms: Vec<String>,
     /// JWKs (JSON objects), or `{"pem": "...", "kid": "..."}` objects.
     pub keys: Option<Vec<serde_json::Value>>,
@@ -246,6 +252,8 @@ pub struct IssuerDocument {
     pub scopes_claim: Option<String>,
     pub max_token_bytes: Option<usize>,
     pub cache_seconds: Option<u64>,
+    /// The `typ` header the issuer's tokens must carry (`at+jwt`).
+    pub typ: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

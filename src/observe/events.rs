@@ -57,6 +57,13 @@ pub enum Event {
         operation: &'static str,
         error: String,
     },
+    /// A caller's own rate plan (from its API key record) was not valid;
+    /// the route's plan applied instead.
+    RatePlanRefused {
+        route: String,
+        key_id: Option<String>,
+        reason: String,
+    },
     /// Fetching an issuer's key set failed; with `kept_previous` the last
     /// set stays in use.
     JwksFetchFailed {
@@ -73,9 +80,10 @@ impl Event {
             Event::Request(_) | Event::ConfigLoaded { .. } | Event::JwksFetched { .. } => {
                 Level::Info
             }
-            Event::ConfigRefused { .. } | Event::ConfigMissing | Event::CacheFailed { .. } => {
-                Level::Warn
-            }
+            Event::ConfigRefused { .. }
+            | Event::ConfigMissing
+            | Event::CacheFailed { .. }
+            | Event::RatePlanRefused { .. } => Level::Warn,
             Event::ConfigReadFailed { .. }
             | Event::JwksFetchFailed { .. }
             | Event::RateLimitUnavailable { .. } => Level::Error,

@@ -2,6 +2,13 @@
 //!
 //! - URL: the service's origin and base path, the route's path transform,
 //!   and the client's query string exactly as sent.
+//! - Client headers whose names contain `_` are removed: many servers read
+//!   `_` as `-`, so they could pass for headers the gateway owns.
+//! - The headers of `settings.strip_request_headers` are removed: by
+//!   default method overrides (`X-HTTP-Method-Override`, ...), original-URL
+//!   headers (`X-Original-URL`, `X-Rewrite-URL`) and client-address claims
+//!   (`True-Client-IP`, ...), each of which would let a client undo a
+//!   decision the gateway made.
 //! - Hop-by-hop headers (RFC 9110 section 7.6.1), and any header the
 //!   `Connection` header names, are removed; so is `Host`, which the
 //!   runtime sets from the upstream URL.
@@ -18,7 +25,10 @@
 //!   otherwise, the credential itself (API key header or query parameter,
 //!   `Authorization`) does not go upstream.
 //!
-//! The body is never read here.
+//! The body is never read here. `GET` and `HEAD` requests go upstream
+//! without one, and without `Content-Length` (`Transfer-Encoding` is
+//! hop-by-hop): the runtime cannot send a body with them, and a length
+//! without its body would leave the origin waiting.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
@@ -81,12 +91,27 @@ where
                 .map(|secret| (secret.as_bytes(), platform.now().as_secs())),
         },
     );
-    let mut outbound = http::Request::new(std::mem::take(&mut ctx.body));
+    let body = std::mem::take(&mut ctx.body);
+    let body = if sends_no_body(&ctx.method) {
+        headers.remove(header::CONTENT_LENGTH);
+        Body::Empty
+    } else {
+        body
+    };
+    let mut outbound = http::Request::new(body);
     *outbound.method_mut() = ctx.method.clone();
     *outbound.uri_mut() = uri;
     *outbound.headers_mut() = headers;
     *outbound.extensions_mut() = std::mem::take(&mut ctx.extensions);
     Ok(outbound)
+}
+
+/// Whether requests with this method go upstream without a body: `GET`
+/// and `HEAD`, which Fetch (and so the Workers runtime) cannot send with
+/// one, and to which RFC 9110 gives content no meaning. The body and its
+/// framing go together, so no origin waits for bytes that never come.
+fn sends_no_body(method: &http::Method) -> bool {
+    *method == http::Method::GET || *method == http::Method::HEAD
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -199,6 +224,10 @@ pub fn upstream_headers(
     cached: bool,
 ) -> HeaderMap {
     let mut headers = client_headers.clone();
+    strip_underscored(&mut headers);
+    for name in &settings.strip_request_headers {
+        headers.remove(name);
+    }
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
     let trust_client = settings.trust_forwarded_headers && !cached;
@@ -230,6 +259,24 @@ const UNKEYED_INPUTS: [&str; 12] = [
     "if-unmodified-since",
     "if-range",
 ];
+
+/// Remove every header whose name contains `_`. CGI, WSGI, Rack and PHP
+/// servers read `X_Portico_Roles` as `X-Portico-Roles`, so any such header
+/// could stand in for one the gateway owns or strips; like nginx, the
+/// gateway drops them all rather than keep a list of every collision.
+fn strip_underscored(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| name.as_str().contains('_')) {
+        return;
+    }
+    let underscored: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in underscored {
+        headers.remove(name);
+    }
+}
 
 /// The query string the upstream receives: the client's, less an API key
 /// passed in it (unless the route forwards credentials).

@@ -8,6 +8,10 @@
 //! open (admit and log) or closed (503); either way that object is then
 //! left alone for a short back-off.
 //!
+//! A caller's own rate plan (from its API key record) replaces the route
+//! plan's quota only when it is one the config could hold; otherwise the
+//! route's plan applies and a `rate_plan_refused` event is logged.
+//!
 //! The decision goes into the context; [`decorate`] puts the rate-limit
 //! headers on whatever response the request gets (a 429 with
 //! `Retry-After`, an upstream 5xx, a 504 alike).
@@ -71,8 +75,16 @@ where
         return Ok(Flow::Continue);
     }
     let started = platform.now();
-    let keyed: Vec<Keyed<'_>> = limits
-        .effective(ctx.identity.as_ref())
+    let effective = limits.effective(ctx.identity.as_ref());
+    if let Some(refusal) = &effective.refused_plan {
+        platform.log(&Event::RatePlanRefused {
+            route: route.id.clone(),
+            key_id: ctx.identity.as_ref().and_then(|i| i.key_id.clone()),
+            reason: refusal.to_string(),
+        });
+    }
+    let keyed: Vec<Keyed<'_>> = effective
+        .policies
         .into_iter()
         .map(|policy| Keyed {
             key: LimitKey {

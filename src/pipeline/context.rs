@@ -22,7 +22,7 @@ use crate::phases::cache::CacheCtx;
 use crate::phases::request_id;
 use crate::platform::{Randomness, UnixMillis};
 use crate::ratelimit::{HeaderFamilies, PolicyResult};
-use crate::routing::{RequestPath, normalize_request_host};
+use crate::routing::{PathTransform, RequestPath, normalize_request_host};
 
 /// What the gateway knows about the client connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -70,6 +70,19 @@ impl Routed {
         self.route
             .transform
             .apply(&self.route.spec.path, &self.path)
+    }
+
+    /// The path a client would ask for to reach `upstream_path` (after the
+    /// service's base path) through this route: the stripped prefix, as
+    /// this request wrote it, put back. A rewrite cannot be reversed, so
+    /// its paths stay as they are.
+    pub fn client_path(&self, upstream_path: &str) -> String {
+        match &self.route.transform {
+            PathTransform::StripPrefix { segments } => {
+                format!("{}{upstream_path}", self.path.prefix_before(*segments))
+            }
+            PathTransform::Keep | PathTransform::Template(_) => upstream_path.to_owned(),
+        }
     }
 }
 

@@ -58,7 +58,8 @@ pub use flow::Flow;
 
 /// What one isolate keeps between requests, for the phases to share: the
 /// config in use, the authentication caches, what it knows about rate
-/// limits, and the cache keys it is fetching or refreshing.
+/// limits, the cache keys it is fetching or refreshing, and the operators'
+/// API throttle.
 pub struct Isolate {
     pub config: ConfigSource,
     pub auth: AuthState,
@@ -68,6 +69,8 @@ pub struct Isolate {
     pub cache_refreshing: RefCell<HashSet<String>>,
     /// Routes' purge epochs in this data centre, as last read.
     pub cache_epochs: RefCell<TtlCache<String, u64>>,
+    /// Wrong admin tokens seen lately (the operators' API throttle).
+    pub admin: admin::AdminThrottle,
 }
 
 impl Default for Isolate {
@@ -79,6 +82,7 @@ impl Default for Isolate {
             coalescer: Rc::default(),
             cache_refreshing: RefCell::default(),
             cache_epochs: RefCell::new(TtlCache::new(1_000)),
+            admin: admin::AdminThrottle::default(),
         }
     }
 }

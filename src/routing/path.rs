@@ -99,6 +99,19 @@ impl RequestPath {
         }
     }
 
+    /// The path before segment `index`, without the `/` that starts it:
+    /// what [`suffix_from`](Self::suffix_from) leaves out. The whole path
+    /// (less a final `/`) when it has no segment `index`.
+    pub fn prefix_before(&self, index: usize) -> &str {
+        match self.segments.get(index) {
+            Some(range) => self
+                .normalized
+                .get(..range.start.saturating_sub(1))
+                .unwrap_or(""),
+            None => self.normalized.trim_end_matches('/'),
+        }
+    }
+
     /// The segments from `index` on, joined with `/` and without a leading
     /// one, or `None` when there are none (which differs from one empty
     /// segment: `/a` versus `/a/`).

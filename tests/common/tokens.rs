@@ -61,6 +61,40 @@ fn to_claims(value: &Value) -> Claims<Map<String, Value>> {
 
 /// A token signed with a fixture key (`rsa`, `es256`, `eddsa`, `hs256`).
 pub fn sign(alg: &str, key: &str, kid: Option<&str>, claims_json: &Value) -> String {
+    sign_claims(alg, key, kid, None, &to_claims(claims_json))
+}
+
+/// Like [`sign`], with a `typ` header.
+pub fn sign_typed(
+    alg: &str,
+    key: &str,
+    kid: Option<&str>,
+    typ: &str,
+    claims_json: &Value,
+) -> String {
+    sign_claims(alg, key, kid, Some(typ), &to_claims(claims_json))
+}
+
+/// A token signed with a fixture key whose payload is `payload` exactly as
+/// written, numbers included: `exp`, `nbf` and `iat` may hold values no
+/// date type can represent.
+pub fn sign_payload(alg: &str, key: &str, kid: Option<&str>, payload: &Value) -> String {
+    sign_claims(
+        alg,
+        key,
+        kid,
+        None,
+        &Claims::new(payload.as_object().cloned().unwrap_or_default()),
+    )
+}
+
+fn sign_claims(
+    alg: &str,
+    key: &str,
+    kid: Option<&str>,
+    typ: Option<&str>,
+    claims: &Claims<Map<String, Value>>,
+) -> String {
     let jwk_json = key_json(&format!(
         "{key}.{}",
         if key == "hs256" {
@@ -74,28 +108,30 @@ pub fn sign(alg: &str, key: &str, kid: Option<&str>, claims_json: &Value) -> Str
     if let Some(kid) = kid {
         header = header.with_key_id(kid);
     }
-    let claims = to_claims(claims_json);
+    if let Some(typ) = typ {
+        header = header.with_token_type(typ);
+    }
     let secret = || match &jwk {
         JsonWebKey::Symmetric { secret } => secret.to_vec(),
         _ => panic!("not an oct key"),
     };
     match alg {
-        "HS256" => Hs256.token(&header, &claims, &Hs256Key::new(secret())),
-        "HS384" => Hs384.token(&header, &claims, &Hs384Key::new(secret())),
-        "HS512" => Hs512.token(&header, &claims, &Hs512Key::new(secret())),
+        "HS256" => Hs256.token(&header, claims, &Hs256Key::new(secret())),
+        "HS384" => Hs384.token(&header, claims, &Hs384Key::new(secret())),
+        "HS512" => Hs512.token(&header, claims, &Hs512Key::new(secret())),
         "ES256" => Es256.token(
             &header,
-            &claims,
+            claims,
             &p256::ecdsa::SigningKey::try_from(&jwk).unwrap(),
         ),
         "EdDSA" => Ed25519.token(
             &header,
-            &claims,
+            claims,
             &ed25519_compact::SecretKey::try_from(&jwk).unwrap(),
         ),
         rsa_alg => Rsa::with_name(rsa_alg).token(
             &header,
-            &claims,
+            claims,
             &rsa::RsaPrivateKey::try_from(&jwk).unwrap(),
         ),
     }

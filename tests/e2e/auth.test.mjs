@@ -13,6 +13,7 @@ import { eventually, portico } from "../support/stack.mjs";
 import { SIGNING_SECRET, expectProblem, startE2E } from "../support/e2e.mjs";
 
 const ISSUER = "https://idp.e2e.test";
+const AUDIENCE = "portico-e2e";
 
 /** A local identity provider: a JWKS whose keys can rotate, and an introspection endpoint. */
 function startIdentityProvider() {
@@ -81,6 +82,7 @@ before(async () => {
       closers.push(idp.close);
       config.auth.jwt.rotating = {
         issuer: ISSUER,
+        audiences: [AUDIENCE],
         algorithms: ["ES256"],
         jwks_url: `${idp.url}/jwks.json`,
         jwks_min_cache_seconds: 300,
@@ -185,7 +187,7 @@ test("tampered and expired JWTs are refused", async () => {
 });
 
 test("a JWKS from a local server is fetched, and a rotation is picked up through the unknown kid", async () => {
-  const claims = { iss: ISSUER, sub: "svc", exp: Math.floor(Date.now() / 1000) + 600 };
+  const claims = { iss: ISSUER, aud: AUDIENCE, sub: "svc", exp: Math.floor(Date.now() / 1000) + 600 };
   const first = await withToken("/api/jwks/x", idp.sign("k1", claims));
   assert.equal(first.status, 200);
   assert.equal((await first.json()).headers["x-portico-subject"], "svc");

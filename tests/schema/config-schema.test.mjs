@@ -35,6 +35,7 @@ test("the schema rejects the invalid fixtures it can express", () => {
     "bad-refresh",
     "auth-bad-algorithm",
     "auth-keys-and-jwks",
+    "auth-no-audiences",
     "auth-empty-route-policy",
     "auth-requirement-both",
     "auth-secret-value",

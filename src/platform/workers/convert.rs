@@ -273,6 +273,9 @@ pub fn fetch(
     head.push_str(&uri);
     head.push('\n');
     let arrived = push_headers_or_changes(&mut head, &parts.headers, &parts.extensions);
+    // The forward phase already sends GET and HEAD without a body or a
+    // length (`phases::forward`); Fetch would throw on one, so this stays
+    // as the runtime's own rule.
     let may_have_body = parts.method != Method::GET && parts.method != Method::HEAD;
     let body = if may_have_body {
         js_body(body)
