@@ -99,7 +99,6 @@ pub async fn answer<P: Platform>(
     handle(
         isolate,
         platform,
-        &isolate.admin,
         config,
         &ctx.method,
         &ctx.uri,
@@ -131,7 +130,6 @@ fn not_found<S>(request_id: &str, detail: &str) -> http::Response<Body<S>> {
 pub async fn handle<P: Platform>(
     isolate: &Isolate,
     platform: &P,
-    throttle: &AdminThrottle,
     config: &Config,
     method: &Method,
     uri: &http::Uri,
@@ -145,6 +143,7 @@ pub async fn handle<P: Platform>(
         GatewayError::Internal(format!("the admin token secret {secret_name} is not set"))
     })?;
     let now = platform.now();
+    let throttle = &isolate.admin;
     if let Some(retry_after) = throttle.refusing(now) {
         return Err(GatewayError::AdminThrottled { retry_after });
     }
