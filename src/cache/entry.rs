@@ -253,6 +253,8 @@ pub fn for_storage(meta: &Meta, headers: &mut HeaderMap) {
 pub fn from_storage(headers: &mut HeaderMap, now: UnixMillis) -> Option<Meta> {
     let meta = Meta::read(headers)?;
     headers.remove(META);
+    // The platform's own word on the lookup; Cache-Status says it for us.
+    headers.remove("cf-cache-status");
     headers.remove(header::CACHE_CONTROL);
     if let Some(origin) = headers.remove(ORIGIN_CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, origin);
