@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 /// A public cached route, a per-caller cached route behind an API key
 /// limited to 5 calls a minute, and a shared one.
-fn harness(policy: Value) -> Harness {
+fn cached(policy: Value) -> Harness {
     Harness::with_config(&auth_config(
         json!({}),
         json!([
@@ -35,7 +35,7 @@ fn harness(policy: Value) -> Harness {
 }
 
 fn thirty_seconds() -> Harness {
-    harness(json!({ "ttl_seconds": 30 }))
+    cached(json!({ "ttl_seconds": 30 }))
 }
 
 fn key(harness: &Harness, seed: u8) -> String {
@@ -216,14 +216,10 @@ fn the_origin_cache_control_sets_freshness_when_honoured() {
         "the client sees the origin's directives"
     );
 
-    let ignoring = harness_with_route_policy(json!({ "ttl_seconds": 5, "honor_origin": false }));
+    let ignoring = cached(json!({ "ttl_seconds": 5, "honor_origin": false }));
     origin(&ignoring, &[("cache-control", "max-age=600")]);
     let first = get(&ignoring, "http://gw.example/catalog/1", &[]);
     assert_eq!(cache_status(&first), "Portico; fwd=uri-miss; stored; ttl=5");
-}
-
-fn harness_with_route_policy(policy: Value) -> Harness {
-    harness(policy)
 }
 
 #[test]
@@ -277,7 +273,7 @@ fn conditional_requests_are_answered_304_from_the_cache() {
 
 #[test]
 fn a_stale_entry_is_served_at_once_and_refreshed_once_in_the_background() {
-    let harness = harness(json!({ "ttl_seconds": 30, "stale_while_revalidate_seconds": 30 }));
+    let harness = cached(json!({ "ttl_seconds": 30, "stale_while_revalidate_seconds": 30 }));
     origin(&harness, &[]);
     get(&harness, "http://gw.example/catalog/1", &[]);
     harness.platform.advance(Duration::from_secs(40));
@@ -302,7 +298,7 @@ fn a_stale_entry_is_served_at_once_and_refreshed_once_in_the_background() {
 
 #[test]
 fn a_stale_entry_answers_when_the_origin_fails_within_stale_if_error() {
-    let harness = harness(json!({ "ttl_seconds": 30, "stale_if_error_seconds": 60 }));
+    let harness = cached(json!({ "ttl_seconds": 30, "stale_if_error_seconds": 60 }));
     get(&harness, "http://gw.example/catalog/1", &[]);
     harness.platform.advance(Duration::from_secs(50));
     harness
@@ -384,7 +380,7 @@ async fn yield_once() {
 
 #[test]
 fn headers_outside_the_key_cannot_poison_the_entry() {
-    let harness = harness(json!({ "ttl_seconds": 30 }));
+    let harness = cached(json!({ "ttl_seconds": 30 }));
     let poisoned = get(
         &harness,
         "http://gw.example/catalog/1",
@@ -404,7 +400,7 @@ fn headers_outside_the_key_cannot_poison_the_entry() {
 
 #[test]
 fn a_new_generation_retires_every_entry_of_the_route() {
-    let harness = harness(json!({ "ttl_seconds": 30, "generation": 1 }));
+    let harness = cached(json!({ "ttl_seconds": 30, "generation": 1 }));
     get(&harness, "http://gw.example/catalog/1", &[]);
     let mut config: Value = serde_json::from_str(&auth_config(
         json!({}),
@@ -448,10 +444,224 @@ fn a_failing_cache_is_a_logged_miss_never_an_error() {
 
 #[test]
 fn a_body_over_the_cap_passes_through_and_is_not_stored() {
-    let harness = harness(json!({ "ttl_seconds": 30, "max_body_bytes": 16 }));
+    let harness = cached(json!({ "ttl_seconds": 30, "max_body_bytes": 16 }));
     let big = get(&harness, "http://gw.example/catalog/1", &[]);
     assert_eq!(big.status(), StatusCode::OK);
     assert!(common::body_bytes(&big).len() > 16);
     get(&harness, "http://gw.example/catalog/1", &[]);
     assert_eq!(origin_calls(&harness), 2);
+}
+
+#[test]
+fn a_response_that_is_not_stored_is_not_shared_with_waiting_requests() {
+    let harness = thirty_seconds();
+    let gate = Gate::new();
+    let gate_for_origin = gate.clone();
+    harness.platform.add_origin("127.0.0.1:9101", move |_| {
+        let response = Response::builder()
+            .header("set-cookie", "session=abc")
+            .body(Bytes::from_static(b"{}"))
+            .unwrap();
+        OriginReply::Gated(gate_for_origin.clone(), response)
+    });
+    let requests = (0..3).map(|_| {
+        harness.gateway.handle(
+            &harness.platform,
+            portico::Inbound::new(
+                request(Method::GET, "http://gw.example/catalog/1", &[]),
+                None,
+            ),
+        )
+    });
+    let opener = async {
+        yield_once().await;
+        gate.open();
+    };
+    let (responses, ()) = futures::executor::block_on(futures::future::join(
+        futures::future::join_all(requests),
+        opener,
+    ));
+    assert_eq!(
+        origin_calls(&harness),
+        3,
+        "each waiter went to the origin itself"
+    );
+    assert!(responses.iter().all(|r| r.status() == StatusCode::OK));
+    assert!(
+        responses
+            .iter()
+            .all(|r| !cache_status(r).contains("coalesced"))
+    );
+}
+
+#[test]
+fn contradictory_or_unsafe_cache_policies_are_refused_with_their_paths() {
+    let config = |defaults: Value, route: Value| {
+        json!({
+            "version": 1,
+            "cache": defaults,
+            "auth": {},
+            "services": { "s": { "url": "http://127.0.0.1:9101" } },
+            "routes": [ route ]
+        })
+        .to_string()
+    };
+    let public =
+        |cache: Value| json!({ "id": "r", "path": "/r/*", "service": "s", "cache": cache });
+    let keyed = |cache: Value| json!({ "id": "r", "path": "/r/*", "service": "s", "auth": { "api_key": {} }, "cache": cache });
+    let cases = [
+        (
+            json!({}),
+            public(json!({ "shared": true })),
+            "routes[0].cache.shared",
+        ),
+        (json!({ "shared": true }), public(json!({})), "cache.shared"),
+        (
+            json!({}),
+            keyed(json!({ "vary_headers": ["Authorization"] })),
+            "routes[0].cache.vary_headers[0]",
+        ),
+        (
+            json!({}),
+            keyed(json!({ "vary_headers": ["x-api-key"] })),
+            "routes[0].cache.vary_headers[0]",
+        ),
+        (
+            json!({}),
+            public(json!({ "statuses": [206] })),
+            "routes[0].cache.statuses[0]",
+        ),
+        (
+            json!({}),
+            public(json!({ "ttl_seconds": -5 })),
+            "routes[0].cache.ttl_seconds",
+        ),
+        (
+            json!({}),
+            public(json!({ "ttl_seconds": 0, "honor_origin": false })),
+            "routes[0].cache.ttl_seconds",
+        ),
+        (
+            json!({}),
+            public(json!({ "query_params": ["a"], "ignore_query_params": ["b"] })),
+            "routes[0].cache",
+        ),
+        (
+            json!({}),
+            public(json!({ "max_body_bytes": 0 })),
+            "routes[0].cache.max_body_bytes",
+        ),
+        (
+            json!({}),
+            json!({ "id": "r", "path": "/r/*", "methods": ["POST"], "service": "s", "cache": {} }),
+            "routes[0].cache",
+        ),
+        (
+            json!({}),
+            public(json!({ "tll_seconds": 5 })),
+            "routes[0].cache.tll_seconds",
+        ),
+    ];
+    for (defaults, route, path) in cases {
+        let error = portico::config::Config::from_json(&config(defaults.clone(), route.clone()))
+            .unwrap_err();
+        assert!(
+            error.issues.iter().any(|issue| issue.path == path),
+            "{defaults} / {route}: expected an issue at {path}, got {error}"
+        );
+    }
+    let fine = portico::config::Config::from_json(&config(
+        json!({ "ttl_seconds": 10 }),
+        public(json!({ "ignore_query_params": ["utm_source"] })),
+    ))
+    .unwrap();
+    assert_eq!(
+        fine.routes[0].cache.as_ref().unwrap().ttl,
+        Duration::from_secs(10),
+        "defaults apply"
+    );
+}
+
+#[test]
+fn operators_purge_a_route_or_a_shared_url_in_this_data_centre() {
+    let mut config: Value = serde_json::from_str(&auth_config(
+        json!({}),
+        json!([
+            { "id": "catalog", "path": "/catalog/*", "service": "users", "cache": { "ttl_seconds": 300 } },
+            { "id": "orders", "path": "/orders/*", "service": "users",
+              "auth": { "api_key": {} }, "cache": { "ttl_seconds": 300 } }
+        ]),
+    ))
+    .unwrap();
+    config["admin"] = json!({ "token_secret": "ADMIN_TOKEN" });
+    let harness = Harness::with_config(&config.to_string());
+    harness.platform.set_secret("ADMIN_TOKEN", "admin-secret");
+    let purge = |path: &str| {
+        harness.send(request(
+            Method::DELETE,
+            &format!("http://gw.example/__portico/cache/{path}"),
+            &[("authorization", "Bearer admin-secret")],
+        ))
+    };
+
+    get(&harness, "http://gw.example/catalog/1?b=2&a=1", &[]);
+    get(&harness, "http://gw.example/catalog/2", &[]);
+    let by_url = purge("urls?url=http%3A%2F%2Fgw.example%2Fcatalog%2F1%3Fa%3D1%26b%3D2");
+    assert_eq!(by_url.status(), StatusCode::OK);
+    assert_eq!(body_json(&by_url)["deleted"], true);
+    assert!(
+        cache_status(&get(&harness, "http://gw.example/catalog/1?a=1&b=2", &[]))
+            .contains("uri-miss")
+    );
+    assert!(cache_status(&get(&harness, "http://gw.example/catalog/2", &[])).contains("hit"));
+
+    let by_route = purge("routes/catalog");
+    assert_eq!(by_route.status(), StatusCode::OK);
+    assert_eq!(body_json(&by_route)["scope"], "this data centre");
+    assert!(cache_status(&get(&harness, "http://gw.example/catalog/2", &[])).contains("uri-miss"));
+
+    let per_caller = purge("urls?url=http%3A%2F%2Fgw.example%2Forders%2F1");
+    assert_eq!(per_caller.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(purge("routes/nowhere").status(), StatusCode::NOT_FOUND);
+    let wrong_method = harness.send(request(
+        Method::GET,
+        "http://gw.example/__portico/cache/routes/catalog",
+        &[("authorization", "Bearer admin-secret")],
+    ));
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[test]
+fn another_isolate_sees_a_route_purge_within_the_epoch_time() {
+    let harness = cached(json!({ "ttl_seconds": 300 }));
+    let other = portico::Gateway::new();
+    let via_other = |harness: &Harness| {
+        let response = futures::executor::block_on(other.handle(
+            &harness.platform,
+            portico::Inbound::new(
+                request(Method::GET, "http://gw.example/catalog/1", &[]),
+                None,
+            ),
+        ));
+        harness.platform.run_background();
+        response
+    };
+    get(&harness, "http://gw.example/catalog/1", &[]);
+    assert!(
+        cache_status(&via_other(&harness)).contains("hit"),
+        "isolates share the data centre's cache"
+    );
+    let isolate = std::rc::Rc::new(portico::pipeline::Isolate::default());
+    futures::executor::block_on(portico::phases::cache::purge_route(
+        &isolate,
+        &harness.platform,
+        "catalog",
+    ))
+    .unwrap();
+    assert!(
+        cache_status(&via_other(&harness)).contains("hit"),
+        "the other isolate trusts its epoch a while"
+    );
+    harness.platform.advance(portico::phases::cache::EPOCH_TTL);
+    assert!(cache_status(&via_other(&harness)).contains("uri-miss"));
 }

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cache_cmd;
 mod config_cmd;
 mod keys_cmd;
 mod limits_cmd;
@@ -48,6 +49,9 @@ enum Command {
     /// Inspect rate limits on a running gateway.
     #[command(subcommand)]
     Limits(limits_cmd::LimitsCommand),
+    /// Retire cached responses on a running gateway.
+    #[command(subcommand)]
+    Cache(cache_cmd::CacheCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -110,6 +114,7 @@ pub fn main() -> ExitCode {
         }) => routes_cmd::run(&method, &url, config.as_deref(), &target),
         Command::Keys(command) => keys_cmd::run(command),
         Command::Limits(command) => limits_cmd::run(command),
+        Command::Cache(command) => cache_cmd::run(command),
     };
     match result {
         Ok(Verdict::Accepted) => ExitCode::SUCCESS,

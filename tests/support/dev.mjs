@@ -27,7 +27,7 @@ process.on("SIGINT", () => shutdown(0));
 process.on("SIGTERM", () => shutdown(0));
 
 try {
-  for (const [name, port] of [["users", 9101], ["orders", 9102]]) {
+  for (const [name, port] of [["users", 9101], ["orders", 9102], ["catalog", 9103]]) {
     const origin = await startEchoServer({ name, port });
     started.push(origin.close);
     console.log(`origin ${name.padEnd(6)} ${origin.url}`);
@@ -78,6 +78,10 @@ Then try:
                                                         # CORS preflight answered by the gateway: 204
   curl -i ${base}/api/orders/7 -H "X-API-Key: $KEY" -H "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
                                                         # the trace reaches the service and comes back
+  curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; fwd=uri-miss; stored; ttl=30
+  curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; hit; ttl=29 (the origin saw one request)
+  curl -si ${base}/api/orders/7 -H "X-API-Key: $KEY" | grep -i '^cache-status'   # cached per API key for 10 s
+  target/debug/portico cache purge --route catalog --admin-token ${ADMIN_TOKEN}   # purge it in this data centre
   for i in $(seq 12); do curl -s -o /dev/null -w "%{http_code} " ${base}/api/orders/7 -H "X-API-Key: $KEY"; done; echo
                                                         # the demo key may make 10 calls a minute
   target/debug/portico limits show ${demoKey.record.id} --admin-token ${ADMIN_TOKEN}

@@ -34,17 +34,20 @@ async function startStack({ name, configure = () => {}, vars = {} }, closers) {
   const log = path.join(work, "wrangler.log");
   const users = await startEchoServer({ name: "users" });
   const orders = await startEchoServer({ name: "orders" });
-  closers.push(users.close, orders.close);
+  const catalog = await startEchoServer({ name: "catalog" });
+  closers.push(users.close, orders.close, catalog.close);
 
   const config = JSON.parse(fs.readFileSync(path.join(ROOT, "fixtures/config/demo.json"), "utf8"));
   config.settings.config_refresh_seconds = 1;
   config.auth.api_keys = { cache_seconds: 1, negative_cache_seconds: 1 };
   config.services.users.url = users.url;
   config.services.orders.url = orders.url;
+  config.services.catalog.url = catalog.url;
   config.services.orders.timeout_ms = 1000;
   config.services.down = { url: `http://127.0.0.1:${await freePort()}` };
   config.routes.push({ id: "down", path: "/api/down/*", service: "down" });
-  // The demo's limits are for people trying it; tests set their own.
+  // The demo's caches and limits are for people trying it; tests set their own.
+  for (const route of config.routes) delete route.cache;
   for (const route of config.routes) {
     for (const policy of [route.rate_limit?.plan, ...(route.rate_limit?.policies ?? [])].filter(Boolean)) {
       policy.limit = Math.max(policy.limit, 1000);
@@ -86,6 +89,7 @@ async function startStack({ name, configure = () => {}, vars = {} }, closers) {
     },
     users,
     orders,
+    catalog,
     config,
     state,
     apiKey,
