@@ -73,3 +73,37 @@ export async function startPassthrough(originUrl) {
   return { url: `http://127.0.0.1:${port}`, stop: () => mf.dispose() };
 }
 
+
+/**
+ * The cache a Workers user would write by hand: look the URL up in
+ * caches.default, else fetch the origin and store a copy with waitUntil.
+ * The baseline for `portico-cache-hit`: the same runtime's Cache API, so
+ * what differs is Portico's work around it.
+ */
+export async function startJsCache(originUrl) {
+  const port = await freePort();
+  const origin = new URL(originUrl);
+  const mf = new Miniflare({
+    modules: true,
+    script: `export default {
+      async fetch(request, env, ctx) {
+        const url = new URL(request.url);
+        url.protocol = "http:";
+        url.host = ${JSON.stringify(origin.host)};
+        const cache = caches.default;
+        const hit = await cache.match(url.toString());
+        if (hit) return hit;
+        const fetched = await fetch(new Request(url, request));
+        const response = new Response(fetched.body, fetched);
+        response.headers.set("cache-control", "max-age=3600");
+        ctx.waitUntil(cache.put(url.toString(), response.clone()));
+        return response;
+      },
+    };`,
+    compatibilityDate,
+    host: "127.0.0.1",
+    port,
+  });
+  await mf.ready;
+  return { url: `http://127.0.0.1:${port}`, stop: () => mf.dispose() };
+}

@@ -16,7 +16,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 
-import { demoKey, startOrigin, startPassthrough, startPortico, tokens } from "./bench-targets.mjs";
+import { demoKey, startJsCache, startOrigin, startPassthrough, startPortico, tokens } from "./bench-targets.mjs";
 import { ROOT } from "./stack.mjs";
 
 const args = process.argv.slice(2);
@@ -82,9 +82,16 @@ try {
   } finally {
     await passthrough.stop();
   }
+  const jsCache = await startJsCache(origin.url);
+  try {
+    results.push(await measure("js-cache-hit", `${jsCache.url}/bench/x`));
+  } finally {
+    await jsCache.stop();
+  }
   const portico = await startPortico(origin.url);
   try {
     results.push(await measure("portico-route", `${portico.url}/route/bench/x`));
+    results.push(await measure("portico-cache-hit", `${portico.url}/cached/bench/x`));
     results.push(await measure("portico-apikey", `${portico.url}/apikey/bench/x`, [["X-API-Key", demoKey.key]]));
     results.push(
       await measure("portico-apikey-leased", `${portico.url}/apikey-leased/bench/x`, [["X-API-Key", demoKey.key]]),
