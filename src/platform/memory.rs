@@ -124,6 +124,8 @@ struct State {
     cache: RefCell<HashMap<String, http::Response<Bytes>>>,
     cache_failure: RefCell<Option<String>>,
     background: RefCell<Vec<Work>>,
+    virtual_time: Cell<bool>,
+    timers: RefCell<Vec<(u64, Waker)>>,
 }
 
 impl Default for State {
@@ -148,6 +150,8 @@ impl Default for State {
             cache: RefCell::default(),
             cache_failure: RefCell::default(),
             background: RefCell::default(),
+            virtual_time: Cell::new(false),
+            timers: RefCell::default(),
         }
     }
 }
@@ -283,6 +287,68 @@ impl MemoryPlatform {
         }
     }
 
+    /// Let fake time pass concurrently: from now on a delayed origin reply
+    /// waits for the clock instead of moving it, and a test drives the
+    /// clock with [`MemoryPlatform::advance_to_next_timer`] whenever every
+    /// request is waiting. Without it (the default) a delay moves the
+    /// clock at once, which is simpler for requests made one at a time.
+    pub fn use_virtual_time(&self) {
+        self.state.virtual_time.set(true);
+    }
+
+    /// Move the clock to the earliest pending wait and wake what waits
+    /// for it. Returns false when nothing waits.
+    pub fn advance_to_next_timer(&self) -> bool {
+        let next = self
+            .state
+            .timers
+            .borrow()
+            .iter()
+            .map(|(deadline, _)| *deadline)
+            .min();
+        let Some(next) = next else {
+            return false;
+        };
+        if next > self.state.now.get() {
+            self.state.now.set(next);
+        }
+        let due: Vec<Waker> = {
+            let mut timers = self.state.timers.borrow_mut();
+            let (due, later): (Vec<_>, Vec<_>) = timers.drain(..).partition(|(d, _)| *d <= next);
+            *timers = later;
+            due.into_iter().map(|(_, waker)| waker).collect()
+        };
+        for waker in due {
+            waker.wake();
+        }
+        true
+    }
+
+    /// Wait `delay` of fake time (see [`MemoryPlatform::use_virtual_time`]).
+    async fn wait(&self, delay: Duration) {
+        if !self.state.virtual_time.get() {
+            self.advance(delay);
+            return;
+        }
+        let deadline = self
+            .state
+            .now
+            .get()
+            .saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+        futures::future::poll_fn(|context| {
+            if self.state.now.get() >= deadline {
+                Poll::Ready(())
+            } else {
+                self.state
+                    .timers
+                    .borrow_mut()
+                    .push((deadline, context.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
     fn cache_check(&self) -> Result<(), PlatformError> {
         match self.state.cache_failure.borrow().as_ref() {
             Some(reason) => Err(PlatformError(reason.clone())),
@@ -381,11 +447,11 @@ impl HttpClient for MemoryPlatform {
         let response = match handler(&recorded) {
             OriginReply::Respond(response) => response,
             OriginReply::Delayed(delay, _) if delay >= options.timeout => {
-                self.advance(options.timeout);
+                self.wait(options.timeout).await;
                 return Err(FetchError::Timeout(options.timeout));
             }
             OriginReply::Delayed(delay, response) => {
-                self.advance(delay);
+                self.wait(delay).await;
                 response
             }
             OriginReply::Refuse => {
