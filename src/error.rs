@@ -13,7 +13,7 @@ use http::{HeaderValue, Method, Response, header};
 
 use crate::body::Body;
 use crate::config::source::Unconfigured;
-use crate::problem::{Problem, ProblemType};
+use crate::problem::{LegProblem, Problem, ProblemType};
 use crate::routing::PathError;
 
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +61,13 @@ pub enum GatewayError {
     UpstreamTimeout(Duration),
     #[error("upstream unreachable: {0}")]
     UpstreamUnreachable(String),
+    /// Required legs of an aggregated call failed (each with what a client
+    /// may be told); a timeout if they all timed out.
+    #[error("aggregate failed: {}", legs.iter().map(|leg| format!("{} ({})", leg.leg, leg.detail)).collect::<Vec<_>>().join(", "))]
+    AggregateFailed {
+        legs: Vec<LegProblem>,
+        timeout: bool,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -83,6 +90,8 @@ impl GatewayError {
             GatewayError::RateLimitUnavailable(_) => ProblemType::RATE_LIMIT_UNAVAILABLE,
             GatewayError::UpstreamTimeout(_) => ProblemType::UPSTREAM_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) => ProblemType::UPSTREAM_UNREACHABLE,
+            GatewayError::AggregateFailed { timeout: true, .. } => ProblemType::AGGREGATE_TIMEOUT,
+            GatewayError::AggregateFailed { .. } => ProblemType::AGGREGATE_FAILED,
             GatewayError::Internal(_) => ProblemType::INTERNAL,
         }
     }
@@ -134,9 +143,20 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) => {
                 "The upstream service for this route could not be reached.".to_owned()
             }
+            GatewayError::AggregateFailed { legs, .. } => format!(
+                "Required parts of the answer failed: {}.",
+                legs.iter()
+                    .map(|leg| leg.leg.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             GatewayError::Internal(_) => "The gateway failed to handle this request.".to_owned(),
         };
-        Problem::new(self.problem_type(), detail, request_id)
+        let mut problem = Problem::new(self.problem_type(), detail, request_id);
+        if let GatewayError::AggregateFailed { legs, .. } = self {
+            problem.legs = legs.clone();
+        }
+        problem
     }
 
     /// The problem response, with any headers the status calls for.

@@ -87,8 +87,26 @@ impl ProblemType {
         status: StatusCode::INTERNAL_SERVER_ERROR,
     };
 
+    pub const AGGREGATE_FAILED: ProblemType = ProblemType {
+        slug: "aggregate-failed",
+        title: "A required part of the aggregated answer failed",
+        status: StatusCode::BAD_GATEWAY,
+    };
+    pub const AGGREGATE_TIMEOUT: ProblemType = ProblemType {
+        slug: "aggregate-timeout",
+        title: "A required part of the aggregated answer timed out",
+        status: StatusCode::GATEWAY_TIMEOUT,
+    };
+    /// Not a response of its own: what fills an optional leg's slot in an
+    /// aggregated document when that leg failed.
+    pub const AGGREGATE_LEG_FAILED: ProblemType = ProblemType {
+        slug: "aggregate-leg-failed",
+        title: "This part of the aggregated answer failed",
+        status: StatusCode::BAD_GATEWAY,
+    };
+
     /// Every problem type, for docs and tests.
-    pub const ALL: [ProblemType; 12] = [
+    pub const ALL: [ProblemType; 15] = [
         Self::NOT_CONFIGURED,
         Self::BAD_REQUEST,
         Self::ROUTE_NOT_FOUND,
@@ -101,6 +119,9 @@ impl ProblemType {
         Self::UPSTREAM_UNREACHABLE,
         Self::UPSTREAM_TIMEOUT,
         Self::INTERNAL,
+        Self::AGGREGATE_FAILED,
+        Self::AGGREGATE_TIMEOUT,
+        Self::AGGREGATE_LEG_FAILED,
     ];
 
     pub fn uri(&self) -> String {
@@ -117,6 +138,17 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub request_id: String,
+    /// For aggregated calls: the legs that failed, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub legs: Vec<LegProblem>,
+}
+
+/// One failed leg of an aggregated call, as clients see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LegProblem {
+    pub leg: String,
+    pub status: u16,
+    pub detail: String,
 }
 
 impl Problem {
@@ -127,6 +159,7 @@ impl Problem {
             status: kind.status.as_u16(),
             detail: detail.into(),
             request_id: request_id.to_owned(),
+            legs: Vec::new(),
         }
     }
 

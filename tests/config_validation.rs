@@ -33,7 +33,7 @@ fn basic_demo_and_full_fixtures_are_valid() {
     assert_eq!(full.settings.refresh, Duration::from_secs(30));
     assert_eq!(full.settings.request_id_header.as_str(), "x-correlation-id");
     let legacy = full.service("legacy").unwrap();
-    let portico::upstream::Upstream::Single(origin) = &legacy.upstream;
+    let origin = legacy.upstream.choose().expect("one origin");
     assert_eq!(origin.base_path, "/legacy");
     let orders = full.service("orders").unwrap();
     assert_eq!(orders.timeout, Duration::from_secs(30), "default timeout");

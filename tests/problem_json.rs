@@ -104,6 +104,9 @@ fn problem_types_are_stable_and_distinct() {
             "upstream-unreachable",
             "upstream-timeout",
             "internal-error",
+            "aggregate-failed",
+            "aggregate-timeout",
+            "aggregate-leg-failed",
         ]
     );
     let docs = common::fixture("../docs/problems.md");

@@ -25,6 +25,7 @@ use crate::ratelimit::RouteRateLimit;
 use crate::routing::{PathTransform, RouteSpec, RouteTable};
 use crate::upstream::Upstream;
 
+mod aggregate;
 mod auth;
 mod cache;
 mod cors;

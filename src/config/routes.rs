@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::error::{ConfigError, Issues};
 use super::wire::{CacheDocument, RouteDocument, ServiceDocument};
-use super::{NAME_RULE, Route, Service, auth, cache, cors, is_name, rate_limit, services};
+use super::{
+    NAME_RULE, Route, Service, aggregate, auth, cache, cors, is_name, rate_limit, services,
+};
 use crate::cors::CorsPolicy;
 use crate::routing::{
     HostPattern, MethodSet, PathPattern, PathTransform, RouteConflict, RouteSpec, RouteTable,
@@ -84,7 +86,36 @@ fn check_route(
 ) -> Option<Route> {
     let before = issues.len();
     let spec = check_match(document, at, issues);
-    let service = check_service(document, at, context, issues);
+    let service = match (&document.service, &document.aggregate) {
+        (Some(_), None) => check_service(document, at, context, issues),
+        (None, Some(aggregate)) => {
+            if document.strip_prefix.is_some() || document.rewrite.is_some() {
+                issues.push(
+                    at.to_owned(),
+                    "an aggregate's legs give their own paths; 'strip_prefix' and 'rewrite' do not apply",
+                );
+            }
+            let captures = spec
+                .as_ref()
+                .map(|spec| spec.path.capture_names())
+                .unwrap_or_default();
+            aggregate::check_aggregate(
+                aggregate,
+                &document.id,
+                &captures,
+                context.services,
+                at,
+                issues,
+            )
+        }
+        _ => {
+            issues.push(
+                at.to_owned(),
+                "give 'service' (one upstream) or 'aggregate' (several), exactly one",
+            );
+            None
+        }
+    };
     let timeout = services::check_timeout(
         document.timeout_ms,
         service.as_ref().map_or(Duration::ZERO, |s| s.timeout),
@@ -187,16 +218,14 @@ fn check_service(
     context: &Context<'_>,
     issues: &mut Issues,
 ) -> Option<Rc<Service>> {
-    if let Some(service) = context.services.get(&document.service) {
+    let name = document.service.as_deref().unwrap_or_default();
+    if let Some(service) = context.services.get(name) {
         return Some(Rc::clone(service));
     }
-    let reason = if context.declared_services.contains_key(&document.service) {
-        format!(
-            "service '{}' is not usable (see services.{})",
-            document.service, document.service
-        )
+    let reason = if context.declared_services.contains_key(name) {
+        format!("service '{name}' is not usable (see services.{name})")
     } else {
-        format!("no service named '{}' in 'services'", document.service)
+        format!("no service named '{name}' in 'services'")
     };
     issues.push(format!("{at}.service"), reason);
     None

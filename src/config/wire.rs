@@ -135,7 +135,8 @@ pub struct RouteDocument {
     pub path: String,
     pub methods: Option<Vec<String>>,
     pub hosts: Option<Vec<String>>,
-    pub service: String,
+    /// The service that serves the route (or give `aggregate`).
+    pub service: Option<String>,
     pub strip_prefix: Option<String>,
     pub rewrite: Option<String>,
     pub timeout_ms: Option<u64>,
@@ -147,6 +148,47 @@ pub struct RouteDocument {
     pub cors: Option<serde_json::Value>,
     /// Cache this route's GET responses.
     pub cache: Option<CacheDocument>,
+    /// Answer by calling several services and merging their answers
+    /// (instead of `service`).
+    pub aggregate: Option<AggregateDocument>,
+}
+
+/// An aggregate: the legs to call and how to merge them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateDocument {
+    pub legs: Vec<LegDocument>,
+    pub merge: Option<MergeName>,
+    pub deadline_ms: Option<u64>,
+    pub max_leg_bytes: Option<u64>,
+    pub max_response_bytes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergeName {
+    Named,
+    Deep,
+    Array,
+}
+
+/// One leg of an aggregate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegDocument {
+    pub name: String,
+    pub service: String,
+    pub method: Option<String>,
+    /// Path and query template: `/users/{params.id}`, `/teams/{user.body.team_id}`.
+    pub path: String,
+    /// Client request headers to pass on.
+    pub headers: Option<Vec<String>>,
+    pub timeout_ms: Option<u64>,
+    pub required: Option<bool>,
+    pub take: Option<String>,
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub rename: Option<BTreeMap<String, String>>,
 }
 
 /// A route's rate limits.

@@ -43,6 +43,7 @@ use crate::observe::trace::TRACEPARENT;
 use crate::pipeline::context::{ClientInfo, RequestCtx, Routed};
 use crate::platform::{Clock, Secrets};
 use crate::upstream::Origin;
+use crate::upstream::aggregate::Leg;
 
 /// The request the upstream receives for this request, sent to `origin`.
 /// Takes the request body (and the platform's extensions, which let it
@@ -112,6 +113,70 @@ where
 /// framing go together, so no origin waits for bytes that never come.
 fn sends_no_body(method: &http::Method) -> bool {
     *method == http::Method::GET || *method == http::Method::HEAD
+}
+
+/// The request an aggregate's leg sends: the leg's method and rendered
+/// path and query on its service's target, no body, only the client
+/// headers the leg passes on, and the same forwarding, request id, trace
+/// and identity headers (signed) as any request the route forwards.
+pub fn leg_request<P, S>(
+    platform: &P,
+    config: &Config,
+    ctx: &RequestCtx<S>,
+    leg: &Leg,
+    path_and_query: &str,
+) -> Result<http::Request<Body<S>>, GatewayError>
+where
+    P: Clock + Secrets,
+{
+    let origin = leg.service.upstream.choose()?;
+    let policy = ctx
+        .route
+        .as_ref()
+        .and_then(|routed| routed.route.auth.as_ref());
+    let signing_secret = match &config.auth.signing_secret {
+        Some(name) => Some(platform.secret(name).ok_or_else(|| {
+            GatewayError::Internal(format!("the signing secret {name} is not set"))
+        })?),
+        None => None,
+    };
+    let path = PathAndQuery::try_from(format!("{}{path_and_query}", origin.base_path))
+        .map_err(|e| GatewayError::Internal(format!("leg path: {e}")))?;
+    let uri = Uri::builder()
+        .scheme(origin.scheme.clone())
+        .authority(origin.authority.clone())
+        .path_and_query(path)
+        .build()
+        .map_err(|e| GatewayError::Internal(format!("leg URL: {e}")))?;
+    let mut headers = HeaderMap::new();
+    for name in &leg.pass_headers {
+        for value in ctx.headers.get_all(name) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    set_forwarding_headers(&mut headers, &ctx.client, false);
+    if let Ok(value) = HeaderValue::from_str(&ctx.request_id) {
+        headers.insert(&config.settings.request_id_header, value);
+    }
+    headers.insert(TRACEPARENT, ctx.trace.traceparent());
+    set_identity_headers(
+        &mut headers,
+        &leg.method,
+        &uri,
+        &IdentityHeaders {
+            names: &config.auth.identity_headers,
+            policy,
+            identity: ctx.identity.as_ref(),
+            signing: signing_secret
+                .as_deref()
+                .map(|secret| (secret.as_bytes(), platform.now().as_secs())),
+        },
+    );
+    let mut request = http::Request::new(Body::Empty);
+    *request.method_mut() = leg.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

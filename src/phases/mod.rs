@@ -13,6 +13,7 @@
 //! | cache          | [`cache`]        | answer from the cache; store and share what came    |
 //! | forward        | [`forward`]      | the upstream request: URL, headers, identity, trace |
 //! | upstream       | [`upstream`]     | choose the target and call it; 502 or 504           |
+//! | (aggregate)    | [`aggregate`]    | an aggregate route's legs, merged; 502 or 504       |
 //! | respond        | [`respond`]      | request id and trace on the response; HEAD bodies   |
 //! | log            | [`log`]          | one access-log event (sampled) and one data point   |
 //!
@@ -21,6 +22,7 @@
 //! I/O (authenticate, rate limit, upstream, the operators' API) do it only
 //! through the platform seam.
 
+pub mod aggregate;
 pub mod authenticate;
 pub mod authorize;
 pub mod cache;

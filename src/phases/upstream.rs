@@ -18,10 +18,10 @@ use crate::body::Body;
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::http::strip_hop_by_hop;
-use crate::phases::forward;
+use crate::phases::{aggregate, forward};
 use crate::pipeline::context::{ClientInfo, RequestCtx, Routed};
 use crate::platform::{Clock, HttpClient, Secrets};
-use crate::upstream::{Origin, single};
+use crate::upstream::{Origin, Upstream, single};
 
 /// Send the request upstream; the upstream's response.
 pub async fn run<P>(
@@ -36,6 +36,9 @@ where
         Some(routed) => std::rc::Rc::clone(&routed.route),
         None => return Err(GatewayError::Internal("no route to send to".to_owned())),
     };
+    if let Upstream::Aggregate(aggregate) = &route.service.upstream {
+        return aggregate::run(platform, config, ctx, aggregate).await;
+    }
     let origin = route.service.upstream.choose()?;
     let request = forward::build(platform, config, ctx, origin)?;
     let started = platform.now();
@@ -156,7 +159,7 @@ mod tests {
         )
         .unwrap();
         let route = Rc::clone(&config.routes[0]);
-        let crate::upstream::Upstream::Single(origin) = route.service.upstream.clone();
+        let origin = route.service.upstream.choose().unwrap().clone();
         let routed = Routed {
             route,
             path: RequestPath::parse(path).unwrap(),

@@ -112,6 +112,18 @@ impl PathPattern {
         self.tail.is_some()
     }
 
+    /// The names of every capture: parameters, then the wildcard's.
+    pub fn capture_names(&self) -> Vec<&str> {
+        self.segments
+            .iter()
+            .filter_map(|segment| match segment {
+                Segment::Param(name) => Some(name.as_str()),
+                Segment::Literal(_) => None,
+            })
+            .chain(self.tail_name())
+            .collect()
+    }
+
     /// The wildcard's name, if it has one.
     pub fn tail_name(&self) -> Option<&str> {
         self.tail.as_ref().and_then(|name| name.as_deref())

@@ -1,11 +1,12 @@
 //! Upstreams as data: what stands behind a service, how the target of one
 //! request is chosen, and how it is called.
 //!
-//! A service's [`Upstream`] is one origin today. Balanced sets of targets
-//! (with health and retries) and aggregates of several services are new
-//! variants of it, each with its own module beside [`single`]; the
-//! pipeline's upstream phase only ever asks [`Upstream::choose`] for a
-//! target (pingora's `upstream_peer`) and [`single::send`] to call it.
+//! A service's [`Upstream`] is one origin, or an [`aggregate`] of several
+//! services (an aggregate route's own service). Balanced sets of targets
+//! (with health and retries) are another variant, with its own module
+//! beside [`single`]; the pipeline's upstream phase asks
+//! [`Upstream::choose`] for a target (pingora's `upstream_peer`) and
+//! [`single::send`] to call it, or runs the aggregate's legs.
 //!
 //! Nothing here decides policy about the client (auth, limits, CORS), and
 //! nothing here tells the client where a service lives: errors name
@@ -17,6 +18,7 @@ use http::uri::{Authority, Scheme};
 
 use crate::error::GatewayError;
 
+pub mod aggregate;
 pub mod single;
 
 /// What serves a service's requests.
@@ -24,6 +26,8 @@ pub mod single;
 pub enum Upstream {
     /// One origin.
     Single(Origin),
+    /// Several services' answers merged (an aggregate route's own service).
+    Aggregate(std::rc::Rc<aggregate::Aggregate>),
 }
 
 /// Where a service lives: scheme, authority and an optional base path that
@@ -43,6 +47,9 @@ impl Upstream {
     pub fn choose(&self) -> Result<&Origin, GatewayError> {
         match self {
             Upstream::Single(origin) => Ok(origin),
+            Upstream::Aggregate(_) => Err(GatewayError::Internal(
+                "an aggregate has no single target; its legs choose theirs".to_owned(),
+            )),
         }
     }
 }
@@ -51,6 +58,10 @@ impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Upstream::Single(origin) => origin.fmt(f),
+            Upstream::Aggregate(aggregate) => {
+                let legs: Vec<&str> = aggregate.legs.iter().map(|leg| leg.name.as_str()).collect();
+                write!(f, "aggregate of {}", legs.join(", "))
+            }
         }
     }
 }

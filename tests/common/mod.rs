@@ -176,3 +176,48 @@ pub fn challenges(response: &Response<Body<Bytes>>) -> Vec<String> {
         .map(|v| v.to_str().unwrap_or("?").to_owned())
         .collect()
 }
+
+impl Harness {
+    /// Serve requests together, with fake time passing for all of them at
+    /// once (see `MemoryPlatform::use_virtual_time`): the clock moves to
+    /// the next pending wait whenever every request is waiting.
+    pub fn send_together(&self, requests: Vec<Request<Body<Bytes>>>) -> Vec<Response<Body<Bytes>>> {
+        use std::future::Future;
+        use std::task::{Context, Poll};
+        self.platform.use_virtual_time();
+        let client_ip = Some("203.0.113.9".parse().expect("ip"));
+        let mut all = Box::pin(futures::future::join_all(requests.into_iter().map(
+            |request| {
+                self.gateway
+                    .handle(&self.platform, Inbound::new(request, client_ip))
+            },
+        )));
+        let waker = futures::task::noop_waker();
+        let mut context = Context::from_waker(&waker);
+        loop {
+            if let Poll::Ready(responses) = all.as_mut().poll(&mut context) {
+                self.platform.run_background();
+                return responses;
+            }
+            if !self.platform.advance_to_next_timer() {
+                // Work made ready without time passing (a channel, say):
+                // one more turn, then it must have moved.
+                if let Poll::Ready(responses) = all.as_mut().poll(&mut context) {
+                    self.platform.run_background();
+                    return responses;
+                }
+                assert!(
+                    self.platform.advance_to_next_timer(),
+                    "the requests are stuck"
+                );
+            }
+        }
+    }
+
+    /// One request with fake time passing concurrently inside it.
+    pub fn send_timed(&self, request: Request<Body<Bytes>>) -> Response<Body<Bytes>> {
+        self.send_together(vec![request])
+            .pop()
+            .expect("one response")
+    }
+}

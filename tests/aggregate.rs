@@ -1,0 +1,346 @@
+//! Aggregated routes on the in-memory platform with fake time that passes
+//! for concurrent work: legs run in parallel (the slowest sets the pace),
+//! queue beyond six, chain in dependency order; partial and required
+//! failures, merge modes, field shaping, identity, and every config
+//! refusal.
+
+mod common;
+
+use bytes::Bytes;
+use common::{Harness, auth_config, body_json, header, request};
+use http::{Method, StatusCode};
+use portico::auth::api_key::{self, KeyRecord};
+use portico::config::Config;
+use portico::observe::events::{AccessLog, Event};
+use portico::platform::KvNamespace;
+use portico::platform::memory::OriginReply;
+use serde_json::{Value, json};
+
+fn harness(aggregate: Value) -> Harness {
+    let mut config: Value = serde_json::from_str(&auth_config(
+        json!({}),
+        json!([
+            { "id": "dashboard", "path": "/dashboard/:id", "methods": ["GET"], "aggregate": aggregate },
+            { "id": "mine", "path": "/mine", "methods": ["GET"], "auth": { "api_key": {} },
+              "aggregate": { "legs": [
+                  { "name": "me", "service": "users", "path": "/users/{identity.consumer}" } ] } }
+        ]),
+    ))
+    .unwrap();
+    // A service nothing answers for.
+    config["services"]["down"] = json!({ "url": "http://127.0.0.1:9109" });
+    config["log"] = json!({ "sample_rate": 1 });
+    Harness::with_config(&config.to_string())
+}
+
+fn leg(name: &str, path: &str) -> Value {
+    json!({ "name": name, "service": "users", "path": path })
+}
+
+fn last_log(harness: &Harness) -> AccessLog {
+    harness
+        .platform
+        .events()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::Request(log) => Some(log),
+            _ => None,
+        })
+        .next_back()
+        .expect("an access log")
+}
+
+fn dashboard(harness: &Harness, path: &str) -> http::Response<portico::Body<Bytes>> {
+    harness.send_timed(request(
+        Method::GET,
+        &format!("http://gw.example{path}"),
+        &[],
+    ))
+}
+
+#[test]
+fn legs_run_in_parallel_so_the_slowest_sets_the_pace() {
+    let harness = harness(json!({ "legs": [
+        leg("a", "/a/{params.id}?delay_ms=200"),
+        leg("b", "/b?delay_ms=300"),
+        leg("c", "/c?delay_ms=400"),
+    ] }));
+    let response = dashboard(&harness, "/dashboard/42");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        header(response.headers(), "portico-aggregate"),
+        Some("complete")
+    );
+    let body = body_json(&response);
+    assert_eq!(body["a"]["path"], "/a/42");
+    assert_eq!(body["c"]["path"], "/c");
+    let log = last_log(&harness);
+    assert_eq!(
+        log.timings_ms.upstream,
+        Some(400),
+        "not 900: the legs overlapped"
+    );
+    assert_eq!(log.attempts.len(), 3);
+}
+
+#[test]
+fn more_than_six_legs_wait_for_a_free_place() {
+    let legs: Vec<Value> = (0..8)
+        .map(|i| leg(&format!("leg{i}"), "/x?delay_ms=100"))
+        .collect();
+    let harness = harness(json!({ "legs": legs }));
+    let response = dashboard(&harness, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_json(&response).as_object().unwrap().len(), 8);
+    assert_eq!(
+        last_log(&harness).timings_ms.upstream,
+        Some(200),
+        "six, then two"
+    );
+}
+
+#[test]
+fn a_chained_leg_runs_when_its_input_is_ready() {
+    let harness = harness(json!({ "legs": [
+        leg("team", "/teams/{user.body.query}?delay_ms=100"),
+        leg("user", "/users/{params.id}?team_id=7&delay_ms=100"),
+        leg("other", "/other?delay_ms=150"),
+    ] }));
+    let response = dashboard(&harness, "/dashboard/9");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = body_json(&response);
+    // The echo's `query` field of the user leg feeds the team leg's path.
+    assert_eq!(body["team"]["path"], "/teams/team_id%3D7%26delay_ms%3D100");
+    assert_eq!(
+        last_log(&harness).timings_ms.upstream,
+        Some(200),
+        "chain 100+100, beside 150"
+    );
+    let order: Vec<String> = harness
+        .platform
+        .sent()
+        .iter()
+        .map(|r| r.uri.path().to_owned())
+        .collect();
+    assert_eq!(
+        order.last().map(String::as_str),
+        Some("/teams/team_id%3D7%26delay_ms%3D100")
+    );
+}
+
+#[test]
+fn an_optional_leg_that_fails_leaves_a_problem_in_its_slot() {
+    let harness = harness(json!({ "legs": [
+        leg("user", "/users/{params.id}"),
+        { "name": "orders", "service": "down", "path": "/orders", "required": false },
+        { "name": "slow", "service": "users", "path": "/x?delay_ms=5000", "timeout_ms": 100, "required": false },
+    ] }));
+    let response = dashboard(&harness, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        header(response.headers(), "portico-aggregate"),
+        Some("partial; failed=orders,slow")
+    );
+    let body = body_json(&response);
+    assert_eq!(body["user"]["path"], "/users/1");
+    assert_eq!(
+        body["orders"]["type"],
+        "urn:portico:problem:aggregate-leg-failed"
+    );
+    assert_eq!(body["orders"]["leg"], "orders");
+    assert_eq!(body["slow"]["status"], 504);
+    let text = body.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("9109"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_required_leg_that_fails_fails_the_call_and_names_it() {
+    let failing = harness(
+        json!({ "legs": [ leg("user", "/users/1"), { "name": "orders", "service": "down", "path": "/orders" } ] }),
+    );
+    let response = dashboard(&failing, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let problem = body_json(&response);
+    assert_eq!(problem["type"], "urn:portico:problem:aggregate-failed");
+    assert_eq!(problem["legs"][0]["leg"], "orders");
+    assert!(!problem.to_string().contains("127.0.0.1"));
+
+    let slow = harness(
+        json!({ "legs": [ { "name": "user", "service": "users", "path": "/u?delay_ms=900", "timeout_ms": 300 } ] }),
+    );
+    let response = dashboard(&slow, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(
+        body_json(&response)["type"],
+        "urn:portico:problem:aggregate-timeout"
+    );
+    assert_eq!(last_log(&slow).timings_ms.upstream, Some(300));
+}
+
+#[test]
+fn the_deadline_bounds_the_whole_call() {
+    let harness = harness(json!({ "deadline_ms": 250, "legs": [
+        leg("first", "/a?delay_ms=200"),
+        { "name": "second", "service": "users", "path": "/b/{first.body.method}?delay_ms=200", "required": false },
+    ] }));
+    let response = dashboard(&harness, "/dashboard/1");
+    assert_eq!(
+        header(response.headers(), "portico-aggregate"),
+        Some("partial; failed=second")
+    );
+    assert_eq!(last_log(&harness).timings_ms.upstream, Some(250));
+}
+
+#[test]
+fn a_leg_that_does_not_answer_json_is_reported_not_a_crash() {
+    let harness = harness(
+        json!({ "legs": [ leg("user", "/users/1"), { "name": "html", "service": "users", "path": "/page", "required": false } ] }),
+    );
+    harness.platform.add_origin("127.0.0.1:9101", |request| {
+        let body = if request.uri.path() == "/page" {
+            "<html>"
+        } else {
+            "{\"ok\":true}"
+        };
+        OriginReply::Respond(http::Response::new(Bytes::from(body)))
+    });
+    let response = dashboard(&harness, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = body_json(&response);
+    assert_eq!(body["user"]["ok"], true);
+    assert!(
+        body["html"]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("not JSON")
+    );
+}
+
+#[test]
+fn merge_modes_and_field_shaping_apply_as_configured() {
+    let shaped = harness(json!({ "merge": "deep", "legs": [
+        { "name": "user", "service": "users", "path": "/users/1", "allow": ["method", "path"], "rename": { "path": "user_path" } },
+        { "name": "extra", "service": "users", "path": "/extra", "take": "headers", "deny": ["x-request-id", "traceparent", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"] },
+    ] }));
+    let body = body_json(&dashboard(&shaped, "/dashboard/1"));
+    assert_eq!(body["user_path"], "/users/1");
+    assert_eq!(body["method"], "GET");
+    assert!(body.get("query").is_none() && body.get("x-request-id").is_none());
+
+    let listed = harness(json!({ "merge": "array", "legs": [ leg("a", "/a"), leg("b", "/b") ] }));
+    let body = body_json(&dashboard(&listed, "/dashboard/1"));
+    assert_eq!(body[0]["path"], "/a");
+    assert_eq!(body[1]["path"], "/b");
+}
+
+#[test]
+fn legs_carry_the_callers_verified_identity_and_no_credential() {
+    let harness = harness(json!({ "legs": [ leg("a", "/a") ] }));
+    let (id, key) = api_key::generate(&[5; 38]);
+    harness.platform.kv_put(
+        KvNamespace::Keys,
+        &api_key::kv_key(&id),
+        &serde_json::to_string(&KeyRecord::new(&id, &key, "acme", 0)).unwrap(),
+    );
+    let response = harness.send_timed(request(
+        Method::GET,
+        "http://gw.example/mine",
+        &[("x-api-key", &key)],
+    ));
+    assert_eq!(response.status(), StatusCode::OK);
+    let me = &body_json(&response)["me"];
+    assert_eq!(me["path"], "/users/acme");
+    assert_eq!(me["headers"]["x-portico-consumer"], "acme");
+    assert!(me["headers"].get("x-api-key").is_none());
+    let unauthenticated = harness.send_timed(request(Method::GET, "http://gw.example/mine", &[]));
+    assert_eq!(unauthenticated.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        harness.platform.sent().len() == 1,
+        "no leg ran for the refused call"
+    );
+}
+
+#[test]
+fn aggregates_that_cannot_work_are_refused_with_their_paths() {
+    let config = |route: Value| {
+        json!({ "version": 1,
+                "services": { "users": { "url": "http://127.0.0.1:9101" } },
+                "routes": [ route ] })
+        .to_string()
+    };
+    let aggregate =
+        |aggregate: Value| json!({ "id": "r", "path": "/r/:id", "aggregate": aggregate });
+    let too_many: Vec<Value> = (0..21).map(|i| leg(&format!("l{i}"), "/x")).collect();
+    let cases = [
+        (
+            aggregate(json!({ "legs": [ leg("a", "/a/{b.body.x}"), leg("b", "/b/{a.body.y}") ] })),
+            "routes[0].aggregate.legs",
+            "cycle",
+        ),
+        (
+            aggregate(json!({ "legs": [ leg("a", "/a/{nobody.body.x}") ] })),
+            "routes[0].aggregate.legs[0].path",
+            "no leg named",
+        ),
+        (
+            aggregate(json!({ "legs": [ leg("a", "/a/{a.body.x}") ] })),
+            "routes[0].aggregate.legs[0].path",
+            "its own answer",
+        ),
+        (
+            aggregate(json!({ "legs": too_many })),
+            "routes[0].aggregate.legs",
+            "1 to 20",
+        ),
+        (
+            aggregate(json!({ "legs": [ { "name": "a", "service": "nope", "path": "/a" } ] })),
+            "routes[0].aggregate.legs[0].service",
+            "no usable service",
+        ),
+        (
+            aggregate(json!({ "legs": [ leg("a", "/a/{params.nope}") ] })),
+            "routes[0].aggregate.legs[0].path",
+            "no parameter",
+        ),
+        (
+            aggregate(json!({ "legs": [ leg("a", "/a"), leg("a", "/b") ] })),
+            "routes[0].aggregate.legs[1].name",
+            "earlier leg",
+        ),
+        (
+            aggregate(
+                json!({ "legs": [ { "name": "a", "service": "users", "path": "/a", "allow": ["x"], "deny": ["y"] } ] }),
+            ),
+            "routes[0].aggregate.legs[0]",
+            "not both",
+        ),
+        (
+            aggregate(json!({ "merge": "zip", "legs": [ leg("a", "/a") ] })),
+            "routes[0].aggregate.merge",
+            "unknown variant",
+        ),
+        (
+            json!({ "id": "r", "path": "/r", "service": "users", "aggregate": { "legs": [ leg("a", "/a") ] } }),
+            "routes[0]",
+            "exactly one",
+        ),
+        (
+            json!({ "id": "r", "path": "/r" }),
+            "routes[0]",
+            "exactly one",
+        ),
+    ];
+    for (route, path, words) in cases {
+        let error = Config::from_json(&config(route.clone())).unwrap_err();
+        assert!(
+            error
+                .issues
+                .iter()
+                .any(|issue| issue.path == path && issue.reason.contains(words)),
+            "{route}: expected '{words}' at {path}, got {error}"
+        );
+    }
+}
