@@ -78,6 +78,8 @@ Then try:
                                                         # CORS preflight answered by the gateway: 204
   curl -i ${base}/api/orders/7 -H "X-API-Key: $KEY" -H "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
                                                         # the trace reaches the service and comes back
+  curl -s ${base}/api/dashboard/42 -H "Authorization: Bearer $TOKEN"   # user and orders in one answer
+  curl -si "${base}/api/dashboard/42?delay_ms=2000" -H "Authorization: Bearer $TOKEN" | grep -i '^portico-aggregate'   # partial; failed=orders
   curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; fwd=uri-miss; stored; ttl=30
   curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; hit; ttl=29 (the origin saw one request)
   curl -si ${base}/api/orders/7 -H "X-API-Key: $KEY" | grep -i '^cache-status'   # cached per API key for 10 s

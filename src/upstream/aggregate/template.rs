@@ -7,7 +7,8 @@
 //! which makes this leg wait for that one). Every value is
 //! percent-encoded for its place (a path segment before `?`, a query
 //! component after it), so no value can add a segment, climb with `..`
-//! or start a new parameter. A value that is missing fails the leg.
+//! or start a new parameter. A value that is missing fails the leg,
+//! unless it is written optional (`{query.page?}`): then it renders empty.
 
 use std::fmt::Write;
 
@@ -24,7 +25,8 @@ pub struct Template {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Part {
     Literal(String),
-    Value(Source),
+    /// A value; `optional` (written `{name?}`) renders empty when missing.
+    Value { source: Source, optional: bool },
 }
 
 /// Where a value comes from.
@@ -82,7 +84,14 @@ impl Template {
                 .find('}')
                 .ok_or_else(|| "has an unclosed '{'".to_owned())?;
             let (name, tail) = after.split_at(close);
-            parts.push(Part::Value(source(name, param_names)?));
+            let (name, optional) = match name.strip_suffix('?') {
+                Some(name) => (name, true),
+                None => (name, false),
+            };
+            parts.push(Part::Value {
+                source: source(name, param_names)?,
+                optional,
+            });
             rest = tail.get(1..).unwrap_or("");
         }
         Ok(Template { parts })
@@ -91,7 +100,10 @@ impl Template {
     /// The legs whose answers this template reads.
     pub fn legs(&self) -> impl Iterator<Item = &str> {
         self.parts.iter().filter_map(|part| match part {
-            Part::Value(Source::Leg { leg, .. }) => Some(leg.as_str()),
+            Part::Value {
+                source: Source::Leg { leg, .. },
+                ..
+            } => Some(leg.as_str()),
             _ => None,
         })
     }
@@ -102,7 +114,11 @@ impl Template {
         for part in &self.parts {
             match part {
                 Part::Literal(text) => out.push_str(text),
-                Part::Value(source) => encode(&mut out, &lookup(source, values)?),
+                Part::Value { source, optional } => match lookup(source, values) {
+                    Ok(value) => encode(&mut out, &value),
+                    Err(_) if *optional => {}
+                    Err(missing) => return Err(missing),
+                },
             }
         }
         Ok(out)
