@@ -26,7 +26,10 @@ pub struct Template {
 enum Part {
     Literal(String),
     /// A value; `optional` (written `{name?}`) renders empty when missing.
-    Value { source: Source, optional: bool },
+    Value {
+        source: Source,
+        optional: bool,
+    },
 }
 
 /// Where a value comes from.
