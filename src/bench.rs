@@ -30,8 +30,16 @@ impl BenchGateway {
         let platform = MemoryPlatform::new();
         platform.discard_events();
         platform.kv_put(KvNamespace::Config, crate::config::CONFIG_KEY, config);
-        platform.add_origin(ORIGIN, |_| {
-            OriginReply::Respond(http::Response::new(Bytes::from_static(b"{}")))
+        let document = Bytes::from(leg_document());
+        platform.add_origin(ORIGIN, move |request| {
+            // Aggregate legs (paths under /leg) get a JSON document of
+            // about 1 KB to merge; everything else an empty object.
+            let body = if request.uri.path().starts_with("/leg") {
+                document.clone()
+            } else {
+                Bytes::from_static(b"{}")
+            };
+            OriginReply::Respond(http::Response::new(body))
         });
         BenchGateway {
             platform,
@@ -72,6 +80,19 @@ impl BenchGateway {
         self.platform.run_background();
         status
     }
+}
+
+/// A JSON document of about 1 KB, as a service might answer.
+fn leg_document() -> String {
+    let items: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"sku":"SKU-{i:05}","name":"Item number {i}","price":{}.99,"tags":["a","b"]}}"#,
+                10 + i
+            )
+        })
+        .collect();
+    format!(r#"{{"data":{{"items":[{}]}},"total":12}}"#, items.join(","))
 }
 
 #[cfg(feature = "wasm-bench")]

@@ -92,6 +92,7 @@ try {
   try {
     results.push(await measure("portico-route", `${portico.url}/route/bench/x`));
     results.push(await measure("portico-cache-hit", `${portico.url}/cached/bench/x`));
+    results.push(await measure("portico-aggregate", `${portico.url}/aggregate/x`));
     results.push(await measure("portico-apikey", `${portico.url}/apikey/bench/x`, [["X-API-Key", demoKey.key]]));
     results.push(
       await measure("portico-apikey-leased", `${portico.url}/apikey-leased/bench/x`, [["X-API-Key", demoKey.key]]),

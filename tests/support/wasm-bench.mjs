@@ -24,6 +24,7 @@ const tokens = JSON.parse(fixture("bench/tokens.json"));
 const scenarios = [
   ["route only", "/route/users/42?x=1", "", "", false],
   ["cache hit (public route)", "/cached/users/42?x=1", "", "", false],
+  ["aggregate of three ~1 KB legs", "/aggregate/x", "", "", false],
   ["route + warm API key + rate-limit decision", "/apikey/x", "x-api-key", demoKey.key, false],
   ...["HS256", "RS256", "PS256", "ES256", "EdDSA"].flatMap((alg) => [
     [`JWT ${alg}, cached`, "/jwt/x", "authorization", `Bearer ${tokens[alg]}`, false],
