@@ -344,3 +344,55 @@ fn aggregates_that_cannot_work_are_refused_with_their_paths() {
         );
     }
 }
+
+#[test]
+fn a_cached_leg_costs_no_call_while_it_is_fresh() {
+    let harness = harness(json!({ "legs": [
+        { "name": "user", "service": "users", "path": "/users/{params.id}", "cache": { "ttl_seconds": 60 } },
+        leg("live", "/live"),
+    ] }));
+    let first = dashboard(&harness, "/dashboard/1");
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(harness.platform.sent().len(), 2);
+    let second = dashboard(&harness, "/dashboard/1");
+    assert_eq!(body_json(&second)["user"], body_json(&first)["user"]);
+    let paths: Vec<String> = harness
+        .platform
+        .sent()
+        .iter()
+        .map(|r| r.uri.path().to_owned())
+        .collect();
+    assert_eq!(
+        paths,
+        ["/users/1", "/live", "/live"],
+        "the user leg came from the cache"
+    );
+    dashboard(&harness, "/dashboard/2");
+    assert_eq!(
+        harness.platform.sent().len(),
+        5,
+        "another id, another entry"
+    );
+    harness.platform.advance(std::time::Duration::from_secs(61));
+    dashboard(&harness, "/dashboard/1");
+    assert_eq!(harness.platform.sent().len(), 7, "expired: asked again");
+}
+
+#[test]
+fn a_leg_cache_that_contradicts_itself_is_refused() {
+    let error = Config::from_json(
+        &json!({ "version": 1,
+                 "services": { "users": { "url": "http://127.0.0.1:9101" } },
+                 "routes": [ { "id": "r", "path": "/r", "aggregate": { "legs": [
+                     { "name": "a", "service": "users", "method": "POST", "path": "/a", "cache": {} } ] } } ] })
+        .to_string(),
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .issues
+            .iter()
+            .any(|issue| issue.path == "routes[0].aggregate.legs[0].cache"),
+        "{error}"
+    );
+}

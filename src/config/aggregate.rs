@@ -8,8 +8,10 @@ use std::time::Duration;
 use http::{HeaderName, Method};
 
 use super::error::Issues;
-use super::wire::{AggregateDocument, LegDocument, MergeName};
-use super::{NAME_RULE, Service, is_name, services};
+use super::wire::{AggregateDocument, CacheDocument, LegDocument, MergeName};
+use super::{NAME_RULE, Service, cache, is_name, services};
+use crate::auth::RouteAuth;
+use crate::routing::MethodSet;
 use crate::upstream::Upstream;
 use crate::upstream::aggregate::{Aggregate, Leg, MAX_LEGS, MergeMode, Shape, Template};
 
@@ -19,12 +21,20 @@ const DEFAULT_MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 /// Leg answers and the merged document are held in memory.
 const MAX_BYTES: u64 = 16 * 1024 * 1024;
 
+/// What an aggregate's legs may refer to.
+pub(super) struct RouteContext<'a> {
+    pub route_id: &'a str,
+    /// The route path's captures.
+    pub captures: &'a [&'a str],
+    pub services: &'a BTreeMap<String, Rc<Service>>,
+    pub auth: Option<&'a RouteAuth>,
+    pub cache_defaults: Option<&'a CacheDocument>,
+}
+
 /// The aggregate as the route's own service.
 pub(super) fn check_aggregate(
     document: &AggregateDocument,
-    route_id: &str,
-    captures: &[&str],
-    services: &BTreeMap<String, Rc<Service>>,
+    route: &RouteContext<'_>,
     at: &str,
     issues: &mut Issues,
 ) -> Option<Rc<Service>> {
@@ -73,7 +83,7 @@ pub(super) fn check_aggregate(
                 format!("'{}' is the name of an earlier leg", leg.name),
             );
         }
-        if let Some(checked) = check_leg(leg, captures, services, deadline, &at, issues) {
+        if let Some(checked) = check_leg(leg, route, deadline, &at, issues) {
             legs.push(checked);
         }
     }
@@ -87,7 +97,7 @@ pub(super) fn check_aggregate(
         MergeName::Array => MergeMode::Array,
     };
     Some(Rc::new(Service {
-        name: route_id.to_owned(),
+        name: route.route_id.to_owned(),
         upstream: Upstream::Aggregate(Rc::new(Aggregate {
             legs,
             merge,
@@ -101,12 +111,12 @@ pub(super) fn check_aggregate(
 
 fn check_leg(
     leg: &LegDocument,
-    captures: &[&str],
-    services: &BTreeMap<String, Rc<Service>>,
+    route: &RouteContext<'_>,
     deadline: Duration,
     at: &str,
     issues: &mut Issues,
 ) -> Option<Leg> {
+    let (captures, services) = (route.captures, route.services);
     let before = issues.len();
     if !is_name(&leg.name) || leg.name.contains('.') {
         issues.push(
@@ -163,6 +173,17 @@ fn check_leg(
     )
     .min(deadline);
     let shape = check_shape(leg, at, issues);
+    let cache = leg.cache.as_ref().and_then(|policy| {
+        let methods = MethodSet::Only(vec![method.clone().unwrap_or(Method::GET)]);
+        cache::check_route_cache(
+            policy,
+            route.cache_defaults,
+            &methods,
+            route.auth,
+            at,
+            issues,
+        )
+    });
     if issues.len() != before {
         return None;
     }
@@ -175,6 +196,7 @@ fn check_leg(
         timeout,
         required: leg.required.unwrap_or(true),
         shape,
+        cache,
         depends_on: Vec::new(),
     })
 }

@@ -86,6 +86,10 @@ fn check_route(
 ) -> Option<Route> {
     let before = issues.len();
     let spec = check_match(document, at, issues);
+    let route_auth = document
+        .auth
+        .as_ref()
+        .map(|policy| auth::check_route_auth(policy, at, context.auth, issues));
     let service = match (&document.service, &document.aggregate) {
         (Some(_), None) => check_service(document, at, context, issues),
         (None, Some(aggregate)) => {
@@ -101,9 +105,13 @@ fn check_route(
                 .unwrap_or_default();
             aggregate::check_aggregate(
                 aggregate,
-                &document.id,
-                &captures,
-                context.services,
+                &aggregate::RouteContext {
+                    route_id: &document.id,
+                    captures: &captures,
+                    services: context.services,
+                    auth: route_auth.as_ref().and_then(|auth| auth.as_ref()),
+                    cache_defaults: context.cache,
+                },
                 at,
                 issues,
             )
@@ -125,10 +133,6 @@ fn check_route(
     let transform = spec
         .as_ref()
         .and_then(|spec| check_transform(document, &spec.path, at, issues));
-    let route_auth = document
-        .auth
-        .as_ref()
-        .map(|policy| auth::check_route_auth(policy, at, context.auth, issues));
     let rate_limit = document
         .rate_limit
         .as_ref()

@@ -189,6 +189,8 @@ pub struct LegDocument {
     pub allow: Option<Vec<String>>,
     pub deny: Option<Vec<String>>,
     pub rename: Option<BTreeMap<String, String>>,
+    /// Cache this leg's answers (a route cache policy).
+    pub cache: Option<CacheDocument>,
 }
 
 /// A route's rate limits.

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::error::GatewayError;
 use crate::phases::forward;
 use crate::pipeline::context::RequestCtx;
-use crate::platform::{Clock, HttpClient, Secrets};
+use crate::platform::Platform;
 use crate::problem::{LegProblem, ProblemType};
 use crate::upstream::aggregate::Aggregate;
 use crate::upstream::aggregate::merge::merge;
@@ -28,15 +28,12 @@ use crate::upstream::aggregate::run::{self, LegFailure};
 const PORTICO_AGGREGATE: HeaderName = HeaderName::from_static("portico-aggregate");
 
 /// Run the aggregate and build the client's answer.
-pub async fn run<P>(
+pub async fn run<P: Platform>(
     platform: &P,
     config: &Config,
     ctx: &mut RequestCtx<P::Stream>,
     aggregate: &Rc<Aggregate>,
-) -> Result<http::Response<Body<P::Stream>>, GatewayError>
-where
-    P: Clock + HttpClient + Secrets,
-{
+) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
     let Some(routed) = ctx.route.clone() else {
         return Err(GatewayError::Internal(
             "no route to aggregate for".to_owned(),
@@ -47,6 +44,8 @@ where
     let ran = {
         let ctx = &*ctx;
         let request = run::Request {
+            route_id: &routed.route.id,
+            host: ctx.host.as_deref(),
             params: &params,
             identity: ctx.identity.as_ref(),
             query: ctx.uri.query(),

@@ -20,18 +20,15 @@ use crate::error::GatewayError;
 use crate::http::strip_hop_by_hop;
 use crate::phases::{aggregate, forward};
 use crate::pipeline::context::{ClientInfo, RequestCtx, Routed};
-use crate::platform::{Clock, HttpClient, Secrets};
+use crate::platform::Platform;
 use crate::upstream::{Origin, Upstream, single};
 
 /// Send the request upstream; the upstream's response.
-pub async fn run<P>(
+pub async fn run<P: Platform>(
     platform: &P,
     config: &Config,
     ctx: &mut RequestCtx<P::Stream>,
-) -> Result<http::Response<Body<P::Stream>>, GatewayError>
-where
-    P: Clock + HttpClient + Secrets,
-{
+) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
     let route = match &ctx.route {
         Some(routed) => std::rc::Rc::clone(&routed.route),
         None => return Err(GatewayError::Internal("no route to send to".to_owned())),

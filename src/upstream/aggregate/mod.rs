@@ -81,6 +81,9 @@ pub struct Leg {
     /// problem in its slot.
     pub required: bool,
     pub shape: Shape,
+    /// Its answers are cached (by its rendered path and query, and the
+    /// caller unless shared): a fresh entry costs no call.
+    pub cache: Option<Rc<crate::cache::CachePolicy>>,
     /// The legs whose answers its path uses (positions in `legs`).
     pub depends_on: Vec<usize>,
 }

@@ -14,9 +14,12 @@ use super::template::Values;
 use super::{Aggregate, Leg, MAX_CONCURRENT_LEGS};
 use crate::auth::Identity;
 use crate::body::Body;
+use crate::cache::CachePolicy;
+use crate::cache::entry::{self, Meta, State, Storability};
+use crate::cache::key::{KeyInput, cache_key};
 use crate::error::GatewayError;
 use crate::observe::events::AttemptLog;
-use crate::platform::{Clock, FetchError, HttpClient};
+use crate::platform::{FetchError, Platform};
 use crate::upstream::single;
 
 /// Why a leg gave no result.
@@ -66,6 +69,9 @@ pub struct Ran {
 
 /// What a request offers the legs.
 pub struct Request<'a> {
+    pub route_id: &'a str,
+    /// The host the client asked for (cached legs' keys live under it).
+    pub host: Option<&'a str>,
     pub params: &'a [(&'a str, Option<&'a str>)],
     pub identity: Option<&'a Identity>,
     pub query: Option<&'a str>,
@@ -75,7 +81,7 @@ pub struct Request<'a> {
 /// from its rendered path and query.
 pub async fn run<P, B>(platform: &P, aggregate: &Aggregate, request: &Request<'_>, build: B) -> Ran
 where
-    P: Clock + HttpClient,
+    P: Platform,
     B: Fn(&Leg, &str) -> Result<http::Request<Body<P::Stream>>, GatewayError>,
 {
     let started = platform.now();
@@ -137,10 +143,16 @@ where
                 } else {
                     Duration::ZERO
                 });
+                let cache_key = match (&leg.cache, &path) {
+                    (Some(policy), Ok(path)) => Some(leg_cache_key(policy, request, leg, path)),
+                    _ => None,
+                };
                 let prepared = path
                     .map_err(LegFailure::Missing)
                     .and_then(|path| build(leg, &path).map_err(|_| LegFailure::Unreachable));
-                running.push(call(platform, aggregate, leg, index, prepared, timeout));
+                running.push(call(
+                    platform, aggregate, leg, index, prepared, timeout, cache_key,
+                ));
             }
         }
         let Some((index, result, tries)) = running.next().await else {
@@ -167,15 +179,64 @@ where
     }
 }
 
-/// One leg: send, read the answer within the cap, parse and shape it.
-async fn call<P: Clock + HttpClient>(
+/// A cached leg's key: its rendered path and query under the route and
+/// leg name, the caller unless the policy is shared.
+fn leg_cache_key(policy: &CachePolicy, request: &Request<'_>, leg: &Leg, path: &str) -> String {
+    let (path, query) = match path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path, None),
+    };
+    cache_key(
+        policy,
+        &KeyInput {
+            route_id: &format!("{}.{}", request.route_id, leg.name),
+            epoch: 0,
+            host: request.host,
+            path,
+            query,
+            headers: &http::HeaderMap::new(),
+            identity: request.identity,
+        },
+    )
+}
+
+/// A fresh cached answer for `key`, shaped; `None` on a miss (or a cache
+/// that fails: a leg never fails for its cache).
+async fn cached<P: Platform>(
+    platform: &P,
+    aggregate: &Aggregate,
+    leg: &Leg,
+    key: &str,
+) -> Option<Value> {
+    let mut stored = platform.cache_match(key).await.ok()??;
+    let meta = entry::from_storage(stored.headers_mut(), platform.now())?;
+    if !matches!(meta.state(platform.now()), State::Fresh { .. }) {
+        return None;
+    }
+    let bytes = platform
+        .read_body(stored.into_body(), aggregate.max_leg_bytes)
+        .await
+        .ok()?;
+    let value = serde_json::from_slice::<Value>(&bytes).ok()?;
+    leg.shape.apply(value).ok()
+}
+
+/// One leg: answer from its cache if fresh, else send, read the answer
+/// within the cap, parse and shape it (and store it when cacheable).
+async fn call<P: Platform>(
     platform: &P,
     aggregate: &Aggregate,
     leg: &Leg,
     index: usize,
     prepared: Result<http::Request<Body<P::Stream>>, LegFailure>,
     timeout: Duration,
+    cache_key: Option<String>,
 ) -> (usize, Result<Value, LegFailure>, Vec<AttemptLog>) {
+    if let Some(key) = &cache_key
+        && let Some(value) = cached(platform, aggregate, leg, key).await
+    {
+        return (index, Ok(value), Vec::new());
+    }
     let request = match prepared {
         Ok(request) if !timeout.is_zero() => request,
         Ok(_) => return (index, Err(LegFailure::Timeout), Vec::new()),
@@ -190,9 +251,26 @@ async fn call<P: Clock + HttpClient>(
         Err(_) => return (index, Err(LegFailure::Unreachable), sent.attempts),
     };
     let status = response.status();
-    let body = platform
-        .read_body(response.into_body(), aggregate.max_leg_bytes)
-        .await;
+    let (parts, body) = response.into_parts();
+    let body = platform.read_body(body, aggregate.max_leg_bytes).await;
+    if let (Some(key), Some(policy), Ok(bytes)) = (cache_key, &leg.cache, &body)
+        && status.is_success()
+        && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+        && let Storability::Store(lifetime) =
+            entry::storability(policy, status.as_u16(), &parts.headers)
+    {
+        let mut headers = parts.headers.clone();
+        let meta = Meta::new(platform.now(), lifetime, &headers);
+        entry::for_storage(&meta, &mut headers);
+        let mut stored = http::Response::new(Body::Full(bytes.clone()));
+        *stored.status_mut() = status;
+        *stored.headers_mut() = headers;
+        let store = platform.clone();
+        platform.wait_until(async move {
+            // A store that fails costs a later call, nothing more.
+            let _ = store.cache_put(&key, stored).await;
+        });
+    }
     let result = if !status.is_success() {
         Err(LegFailure::Status(status.as_u16()))
     } else {
