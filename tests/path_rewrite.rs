@@ -78,8 +78,8 @@ fn full_fixture_rewrites() {
 fn captured_values_keep_their_encoding() {
     let config = fixture("config/full.json");
     assert_eq!(
-        upstream_url(&config, "http://gw.example/api/users/a%2Fb%20c"),
-        "https://users.internal.example.com/v1/people/a%2Fb%20c"
+        upstream_url(&config, "http://gw.example/api/users/a%3Bb%20c"),
+        "https://users.internal.example.com/v1/people/a%3Bb%20c"
     );
     assert_eq!(
         upstream_url(&config, "http://gw.example/api/users/%7Ejo"),
@@ -97,5 +97,43 @@ fn the_query_string_is_forwarded_byte_for_byte() {
             "http://gw.example/api/orders/1?b=2&a=1&a=%20&flag&=x"
         ),
         "http://127.0.0.1:9102/orders/1?b=2&a=1&a=%20&flag&=x"
+    );
+}
+
+#[test]
+fn encoded_separators_and_servlet_dot_segments_are_refused_unless_the_route_keeps_them() {
+    let config = |escaped: Option<&str>| {
+        let mut route = serde_json::json!({ "id": "r", "path": "/api/*rest", "service": "s", "rewrite": "/v1/{rest}" });
+        if let Some(action) = escaped {
+            route["escaped_slashes"] = serde_json::json!(action);
+        }
+        serde_json::json!({ "version": 1, "log": { "sample_rate": 1 },
+            "services": { "s": { "url": "http://127.0.0.1:9101" } }, "routes": [route] })
+        .to_string()
+    };
+    let strict = Harness::with_config(&config(None));
+    for path in [
+        "/api/a%2F..%2Fadmin",
+        "/api/a%2fb",
+        "/api/a%5Cb",
+        "/api/..;/admin",
+        "/api/x/.;/y",
+    ] {
+        let response = strict.get(&format!("http://gw.example{path}"));
+        assert_eq!(response.status(), http::StatusCode::BAD_REQUEST, "{path}");
+    }
+    assert!(
+        strict.platform.sent().is_empty(),
+        "nothing reached the service"
+    );
+
+    let keeping = Harness::with_config(&config(Some("keep")));
+    let response = keeping.get("http://gw.example/api/a%2Fb");
+    assert_eq!(response.status(), http::StatusCode::OK);
+    assert_eq!(keeping.platform.sent()[0].uri.path(), "/v1/a%2Fb");
+    assert_eq!(
+        keeping.get("http://gw.example/api/..;/admin").status(),
+        http::StatusCode::BAD_REQUEST,
+        "'..;' is refused on every route"
     );
 }

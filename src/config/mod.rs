@@ -163,6 +163,8 @@ pub struct Route {
     pub cors: Option<RouteCors>,
     /// How its GET responses are cached; `None`: not at all.
     pub cache: Option<Rc<CachePolicy>>,
+    /// Forward `%2F` and `%5C` in paths (else they are refused with 400).
+    pub keep_escaped_slashes: bool,
 }
 
 impl Config {

@@ -177,6 +177,7 @@ fn check_route(
         rate_limit: rate_limit.flatten(),
         cors,
         cache,
+        keep_escaped_slashes: document.escaped_slashes == Some(super::wire::EscapedSlashes::Keep),
     })
 }
 

@@ -151,6 +151,16 @@ pub struct RouteDocument {
     /// Answer by calling several services and merging their answers
     /// (instead of `service`).
     pub aggregate: Option<AggregateDocument>,
+    /// What to do with `%2F` and `%5C` in the path: `reject` (400, the
+    /// default) or `keep` (forward them encoded).
+    pub escaped_slashes: Option<EscapedSlashes>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum EscapedSlashes {
+    Reject,
+    Keep,
 }
 
 /// An aggregate: the legs to call and how to merge them.

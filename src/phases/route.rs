@@ -29,13 +29,28 @@ pub fn run<S>(config: &Config, ctx: &mut RequestCtx<S>) -> Result<Flow<S>, Gatew
     if let Some(preflight) = cors::preflight(&ctx.method, &ctx.headers)
         && let Some(route) = preflight_route(config, host, &path, &preflight.method)
     {
+        refuse_escaped_separators(&route, &path)?;
         ctx.preflight = Some(preflight);
         ctx.route = Some(Routed { route, path });
         return Ok(Flow::Continue);
     }
     let route = lookup(config, &ctx.method, host, &path)?;
+    refuse_escaped_separators(&route, &path)?;
     ctx.route = Some(Routed { route, path });
     Ok(Flow::Continue)
+}
+
+/// An encoded `/` or `\` is one segment to the gateway but two to a
+/// service that decodes first (some proxies, IIS, some frameworks): a
+/// request could escape the route's prefix or rewrite there. Refused
+/// unless the route keeps them.
+fn refuse_escaped_separators(route: &Route, path: &RequestPath) -> Result<(), GatewayError> {
+    if !route.keep_escaped_slashes && path.has_escaped_separator() {
+        return Err(GatewayError::BadPath(
+            crate::routing::PathError::EscapedSeparator,
+        ));
+    }
+    Ok(())
 }
 
 /// Match `method uri` against `config` (for tools such as
@@ -55,6 +70,7 @@ pub fn find(
             .and_then(normalize_request_host),
     };
     let route = lookup(config, method, host.as_deref(), &path)?;
+    refuse_escaped_separators(&route, &path)?;
     Ok(Routed { route, path })
 }
 

@@ -4,8 +4,9 @@
 //! Normalisation follows RFC 3986 section 6.2.2: percent-encoded unreserved
 //! characters are decoded (`%7Eu` and `~u` are the same path) and the hex of
 //! every other escape is upper-cased, so an encoding trick cannot slip a
-//! request past a route that guards it. Dot segments (`.`, `..`, or their
-//! encoded forms) and malformed escapes are refused rather than guessed at;
+//! request past a route that guards it. Dot segments (`.`, `..`, their
+//! encoded forms, and `..;x`, which servlet containers read as `..`) and
+//! malformed escapes are refused rather than guessed at;
 //! browsers and the Workers URL parser have resolved honest ones already.
 //! The normalised form is also what goes upstream, so the gateway and the
 //! service agree on which path was asked for.
@@ -24,6 +25,10 @@ pub enum PathError {
     BadCharacter,
     #[error("the path contains a '.' or '..' segment")]
     DotSegment,
+    #[error(
+        "the path contains an encoded '/' or '\\' (%2F, %5C), which services may read as a separator"
+    )]
+    EscapedSeparator,
 }
 
 /// A normalised request path and its segment boundaries.
@@ -56,10 +61,21 @@ impl RequestPath {
             normalized,
             segments,
         };
-        if path.segments().any(|s| s == "." || s == "..") {
+        // `..;x` is `..` to servlet containers, which drop `;` parameters.
+        let dot = |s: &str| {
+            let name = s.split(';').next().unwrap_or(s);
+            name == "." || name == ".."
+        };
+        if path.segments().any(dot) {
             return Err(PathError::DotSegment);
         }
         Ok(path)
+    }
+
+    /// Whether a segment holds an encoded `/` or `\`: one segment here,
+    /// but two to a service (or proxy) that decodes before splitting.
+    pub fn has_escaped_separator(&self) -> bool {
+        self.normalized.contains("%2F") || self.normalized.contains("%5C")
     }
 
     /// The whole normalised path.
