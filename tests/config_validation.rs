@@ -10,6 +10,15 @@ use common::fixture;
 use portico::config::Config;
 
 #[test]
+fn the_example_configs_are_safe_to_copy() {
+    for name in ["demo", "full", "basic"] {
+        let config = Config::from_json(&fixture(&format!("config/{name}.json"))).expect(name);
+        let warnings = portico::config::audit::audit(&config);
+        assert!(warnings.is_empty(), "{name}: {warnings:?}");
+    }
+}
+
+#[test]
 fn basic_demo_and_full_fixtures_are_valid() {
     let basic = Config::from_json(&fixture("config/basic.json")).expect("basic config");
     assert_eq!(basic.routes.len(), 3);

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use super::Verdict;
 use super::wrangler::{self, KvTarget};
-use crate::config::{CONFIG_KEY, Config};
+use crate::config::{CONFIG_KEY, Config, audit};
 use crate::platform::KvNamespace;
 
 fn read(file: &Path) -> Result<String, String> {
@@ -21,6 +21,9 @@ fn check(file: &Path, text: &str) -> Option<Config> {
                 config.routes.len(),
                 config.services.len()
             );
+            for warning in audit::audit(&config) {
+                eprintln!("  warning: {}: {}", warning.path, warning.message);
+            }
             Some(config)
         }
         Err(error) => {

@@ -89,6 +89,7 @@ pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
             ));
             lines.push(format!("  upstream  {method} {upstream}"));
             lines.push(format!("  timeout   {} ms", route.timeout.as_millis()));
+            lines.extend(policies(route));
         }
         Err(error) => {
             let kind = error.problem_type();
@@ -108,6 +109,96 @@ pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
     let mut report = lines.join("\n");
     report.push('\n');
     (report, matched)
+}
+
+/// The policies a request on `route` meets, one line each.
+fn policies(route: &crate::config::Route) -> Vec<String> {
+    use crate::auth::Requirement;
+    let mut lines = Vec::new();
+    match &route.auth {
+        None => lines.push("  auth      none (public)".to_owned()),
+        Some(auth) => {
+            let mut accepted = Vec::new();
+            if let Some(source) = &auth.api_key {
+                let mut where_from = vec![format!("header {}", source.header)];
+                if source.bearer {
+                    where_from.push("bearer".to_owned());
+                }
+                if let Some(query) = &source.query {
+                    where_from.push(format!("query {query}"));
+                }
+                accepted.push(format!("api key ({})", where_from.join(", ")));
+            }
+            for issuer in &auth.jwt {
+                accepted.push(format!("jwt {}", issuer.name));
+            }
+            for introspector in &auth.introspection {
+                accepted.push(format!("introspection {}", introspector.name));
+            }
+            lines.push(format!("  auth      {}", accepted.join(" or ")));
+            for (what, requirement) in [("roles", &auth.roles), ("scopes", &auth.scopes)] {
+                match requirement {
+                    Requirement::None => {}
+                    Requirement::AllOf(names) => {
+                        lines.push(format!("  {what:<9} all of {}", names.join(", ")))
+                    }
+                    Requirement::AnyOf(names) => {
+                        lines.push(format!("  {what:<9} any of {}", names.join(", ")))
+                    }
+                }
+            }
+        }
+    }
+    match &route.rate_limit {
+        None => lines.push("  limits    none".to_owned()),
+        Some(limits) => {
+            let describe = |policy: &crate::ratelimit::Policy, plan: bool| {
+                let scope: Vec<String> = policy
+                    .scope
+                    .iter()
+                    .map(|part| format!("{part:?}").to_lowercase())
+                    .collect();
+                format!(
+                    "  limit     {}: {} {} per {} ms, per {}{}",
+                    policy.name,
+                    policy.quota.algorithm.as_str(),
+                    policy.quota.limit,
+                    policy.quota.period_ms,
+                    scope.join("+"),
+                    if plan {
+                        " (plan: a key's own rate replaces it)"
+                    } else {
+                        ""
+                    }
+                )
+            };
+            lines.extend(limits.plan.iter().map(|plan| describe(plan, true)));
+            lines.extend(limits.policies.iter().map(|policy| describe(policy, false)));
+        }
+    }
+    if let Some(cache) = &route.cache {
+        lines.push(format!(
+            "  cache     {} s fresh{}{}",
+            cache.ttl.as_secs(),
+            if cache.honor_origin {
+                " (or the origin's Cache-Control)"
+            } else {
+                ""
+            },
+            if route.auth.is_some() && !cache.shared {
+                ", per caller"
+            } else {
+                ""
+            }
+        ));
+    }
+    if let Some(cors) = &route.cors {
+        lines.push(format!(
+            "  cors      methods {}",
+            cors.methods_value.to_str().unwrap_or("?")
+        ));
+    }
+    lines
 }
 
 fn join(items: impl Iterator<Item = String>) -> String {

@@ -26,6 +26,7 @@ use crate::routing::{PathTransform, RouteSpec, RouteTable};
 use crate::upstream::Upstream;
 
 mod aggregate;
+pub mod audit;
 mod auth;
 mod cache;
 mod cors;

@@ -15,5 +15,5 @@ pub use host::{HostPattern, normalize_request_host};
 pub use methods::MethodSet;
 pub use path::{PathError, RequestPath};
 pub use pattern::PathPattern;
-pub use rewrite::PathTransform;
+pub use rewrite::{PathTransform, Reach};
 pub use table::{Lookup, RouteConflict, RouteSpec, RouteTable};

@@ -8,7 +8,7 @@
 //! values are inserted exactly as the client encoded them.
 
 use super::path::RequestPath;
-use super::pattern::{PathPattern, is_literal_text};
+use super::pattern::{PathPattern, Segment, is_literal_text};
 
 /// How the upstream path is made from the request path.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,6 +84,84 @@ impl PathTransform {
             PathTransform::Keep => path.as_str().to_owned(),
             PathTransform::StripPrefix { segments } => path.suffix_from(*segments).to_owned(),
             PathTransform::Template(template) => template.render(pattern, path),
+        }
+    }
+}
+
+/// Which upstream paths a route can produce, as far as they are fixed:
+/// the literal leading segments, and whether anything may follow (`open`)
+/// or the path is exactly those segments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reach {
+    pub segments: Vec<String>,
+    pub open: bool,
+}
+
+impl Reach {
+    /// Whether some upstream path is within both reaches.
+    pub fn overlaps(&self, other: &Reach) -> bool {
+        let (short, long) = if self.segments.len() <= other.segments.len() {
+            (self, other)
+        } else {
+            (other, self)
+        };
+        let prefix = short
+            .segments
+            .iter()
+            .zip(&long.segments)
+            .all(|(a, b)| a == b);
+        prefix && (short.open || short.segments.len() == long.segments.len())
+    }
+}
+
+impl PathTransform {
+    /// The upstream paths this transform can make from requests matching
+    /// `pattern` (before any base path).
+    pub fn reach(&self, pattern: &PathPattern) -> Reach {
+        let from = |skip: usize| {
+            let mut segments = Vec::new();
+            let mut open = false;
+            for segment in pattern.segments().iter().skip(skip) {
+                match segment {
+                    Segment::Literal(text) if !open => segments.push(text.clone()),
+                    _ => open = true,
+                }
+            }
+            Reach {
+                segments,
+                open: open || pattern.has_tail(),
+            }
+        };
+        match self {
+            PathTransform::Keep => from(0),
+            PathTransform::StripPrefix { segments } => from(*segments),
+            PathTransform::Template(template) => {
+                let mut literal = String::new();
+                // Where the fixed text stops, and whether on a boundary.
+                let mut cut = None;
+                for part in &template.parts {
+                    match part {
+                        Part::Literal(text) if cut.is_none() => literal.push_str(text),
+                        Part::Literal(_) => {}
+                        Part::Tail { own_segment: true } if cut.is_none() => cut = Some(true),
+                        _ if cut.is_none() => cut = Some(literal.ends_with('/')),
+                        _ => {}
+                    }
+                }
+                let mut segments: Vec<String> = literal
+                    .split('/')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                // A segment cut by a placeholder (`/users-{id}`) is not fixed.
+                if cut == Some(false) {
+                    segments.pop();
+                }
+                Reach {
+                    segments,
+                    open: cut.is_some(),
+                }
+            }
         }
     }
 }
@@ -179,6 +257,75 @@ mod tests {
         let pattern = PathPattern::parse(pattern).unwrap();
         let transform = transform(&pattern);
         transform.apply(&pattern, &RequestPath::parse(path).unwrap())
+    }
+
+    #[test]
+    fn reach_is_the_fixed_leading_segments_of_the_upstream_path() {
+        let reach = |pattern: &str, transform: &dyn Fn(&PathPattern) -> PathTransform| {
+            let pattern = PathPattern::parse(pattern).unwrap();
+            transform(&pattern).reach(&pattern)
+        };
+        let keep = |_: &PathPattern| PathTransform::Keep;
+        assert_eq!(
+            reach("/api/users/*", &keep),
+            Reach {
+                segments: vec!["api".into(), "users".into()],
+                open: true
+            }
+        );
+        assert_eq!(
+            reach("/health", &keep),
+            Reach {
+                segments: vec!["health".into()],
+                open: false
+            }
+        );
+        let strip = |p: &PathPattern| PathTransform::strip_prefix("/api", p).unwrap();
+        assert_eq!(
+            reach("/api/users/:id", &strip),
+            Reach {
+                segments: vec!["users".into()],
+                open: true
+            }
+        );
+        let rest = |p: &PathPattern| PathTransform::template("/v2/{rest}", p).unwrap();
+        assert_eq!(
+            reach("/api/*rest", &rest),
+            Reach {
+                segments: vec!["v2".into()],
+                open: true
+            }
+        );
+        let cut = |p: &PathPattern| PathTransform::template("/v2/users-{id}", p).unwrap();
+        assert_eq!(
+            reach("/u/:id", &cut),
+            Reach {
+                segments: vec!["v2".into()],
+                open: true
+            }
+        );
+        let open = Reach {
+            segments: vec!["users".into()],
+            open: true,
+        };
+        assert!(open.overlaps(&Reach {
+            segments: vec!["users".into(), "1".into()],
+            open: false
+        }));
+        assert!(!open.overlaps(&Reach {
+            segments: vec!["people".into()],
+            open: true
+        }));
+        assert!(
+            !Reach {
+                segments: vec!["a".into()],
+                open: false
+            }
+            .overlaps(&Reach {
+                segments: vec!["a".into(), "b".into()],
+                open: false
+            })
+        );
     }
 
     #[test]
