@@ -252,3 +252,47 @@ fn the_stripped_request_headers_are_configurable() {
         "a list of its own replaces the default"
     );
 }
+
+#[test]
+fn the_client_address_comes_from_the_header_the_config_trusts() {
+    let config = |setting: Option<&str>| {
+        let mut config = serde_json::json!({ "version": 1,
+            "services": { "s": { "url": "http://127.0.0.1:9101" } },
+            "routes": [ { "id": "r", "path": "/*", "service": "s" } ] });
+        if let Some(header) = setting {
+            config["settings"] = serde_json::json!({ "client_ip_header": header });
+        }
+        config.to_string()
+    };
+    let forwarded_for = |harness: &Harness, headers: &[(&str, &str)]| {
+        let response =
+            harness.send_from(request(Method::GET, "http://gw.example/x", headers), None);
+        common::body_json(&response)["headers"]["x-forwarded-for"]
+            .as_str()
+            .map(str::to_owned)
+    };
+    let cloudflare = Harness::with_config(&config(None));
+    assert_eq!(
+        forwarded_for(&cloudflare, &[("cf-connecting-ip", "198.51.100.7")]).as_deref(),
+        Some("198.51.100.7"),
+        "by default, CF-Connecting-IP (which Cloudflare sets)"
+    );
+    let behind_proxy = Harness::with_config(&config(Some("x-client-address")));
+    assert_eq!(
+        forwarded_for(
+            &behind_proxy,
+            &[
+                ("x-client-address", "2001:db8::1"),
+                ("cf-connecting-ip", "6.6.6.6")
+            ]
+        )
+        .as_deref(),
+        Some("2001:db8::1")
+    );
+    let unknown = Harness::with_config(&config(Some("")));
+    assert_eq!(
+        forwarded_for(&unknown, &[("cf-connecting-ip", "6.6.6.6")]),
+        None,
+        "no header is trusted"
+    );
+}

@@ -87,6 +87,9 @@ pub struct Settings {
     pub trust_forwarded_headers: bool,
     /// Client headers that never reach a service.
     pub strip_request_headers: Vec<HeaderName>,
+    /// Where the client's address comes from: a header a trusted proxy in
+    /// front sets (and clients cannot), or `None` (unknown).
+    pub client_ip_header: Option<HeaderName>,
 }
 
 /// Client headers stripped unless the config lists its own: each asks a
@@ -113,6 +116,8 @@ impl Default for Settings {
                 .iter()
                 .map(|name| HeaderName::from_static(name))
                 .collect(),
+            // Cloudflare sets it on every request and overwrites a client's.
+            client_ip_header: Some(HeaderName::from_static("cf-connecting-ip")),
         }
     }
 }
@@ -282,6 +287,21 @@ fn check_settings(document: &wire::SettingsDocument, issues: &mut Issues) -> Set
     }
     if let Some(trust) = document.trust_forwarded_headers {
         settings.trust_forwarded_headers = trust;
+    }
+    if let Some(name) = &document.client_ip_header {
+        settings.client_ip_header = match name.as_str() {
+            "" => None,
+            name => match HeaderName::from_bytes(name.as_bytes()) {
+                Ok(header) => Some(header),
+                Err(_) => {
+                    issues.push(
+                        "settings.client_ip_header",
+                        format!("'{name}' is not a header name (give \"\" for none)"),
+                    );
+                    None
+                }
+            },
+        };
     }
     if let Some(names) = &document.strip_request_headers {
         settings.strip_request_headers =

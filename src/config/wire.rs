@@ -119,6 +119,10 @@ pub struct SettingsDocument {
     pub trust_forwarded_headers: Option<bool>,
     /// Client headers never forwarded; replaces the default list.
     pub strip_request_headers: Option<Vec<String>>,
+    /// The request header that carries the client's address, set by a
+    /// proxy in front that clients cannot bypass (`CF-Connecting-IP` on
+    /// Cloudflare); `""` when there is none.
+    pub client_ip_header: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -203,6 +203,16 @@ impl<S> RequestCtx<S> {
                 .and_then(|v| v.to_str().ok())
                 .and_then(normalize_request_host),
         };
+        // The runtime's own word on the connection wins; else the header a
+        // trusted proxy in front sets, when the config names one.
+        let client_ip = client_ip.or_else(|| {
+            settings
+                .client_ip_header
+                .as_ref()
+                .and_then(|name| parts.headers.get(name))
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.trim().parse::<IpAddr>().ok())
+        });
         let client = ClientInfo::from_request(&parts.uri, &parts.headers, client_ip);
         RequestCtx {
             started,

@@ -1,8 +1,6 @@
 //! The Worker's entry points. One [`Gateway`] lives per isolate, so the
 //! configuration cache survives between requests.
 
-use std::net::IpAddr;
-
 use worker::{Context, Env, event};
 
 use super::WorkersPlatform;
@@ -40,12 +38,9 @@ async fn fetch(
     let raw = &request;
     let response = match convert::inbound_request(raw) {
         Ok(inbound) => {
-            let client_ip = inbound
-                .headers()
-                .get("cf-connecting-ip")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<IpAddr>().ok());
-            let mut inbound = Inbound::new(inbound, client_ip);
+            // workerd does not tell a Worker the connection's address: the
+            // core reads it from the header the config trusts.
+            let mut inbound = Inbound::new(inbound, None);
             if platform.has_analytics() {
                 inbound.colo = colo(raw);
             }
