@@ -7,8 +7,6 @@ use std::time::Duration;
 
 use common::{Harness, auth_config, body_json, challenges, request};
 use http::{Method, StatusCode};
-use portico::auth::api_key::{self, KeyRecord};
-use portico::platform::KvNamespace;
 use serde_json::json;
 
 fn harness(admin: bool) -> (Harness, String, String) {
@@ -28,13 +26,7 @@ fn harness(admin: bool) -> (Harness, String, String) {
     }
     let harness = Harness::with_config(&config.to_string());
     harness.platform.set_secret("ADMIN_TOKEN", "let-me-in");
-    let (id, key) = api_key::generate(&[3; 38]);
-    let record = KeyRecord::new(&id, &key, "acme", 0);
-    harness.platform.kv_put(
-        KvNamespace::Keys,
-        &api_key::kv_key(&id),
-        &serde_json::to_string(&record).unwrap(),
-    );
+    let (id, key) = harness.store_key(3, "acme", |_| {});
     (harness, id, key)
 }
 

@@ -9,10 +9,8 @@ mod common;
 use bytes::Bytes;
 use common::{Harness, auth_config, body_json, header, request};
 use http::{Method, StatusCode};
-use portico::auth::api_key::{self, KeyRecord};
 use portico::config::Config;
 use portico::observe::events::{AccessLog, Event};
-use portico::platform::KvNamespace;
 use portico::platform::memory::OriginReply;
 use serde_json::{Value, json};
 
@@ -239,12 +237,7 @@ fn merge_modes_and_field_shaping_apply_as_configured() {
 #[test]
 fn legs_carry_the_callers_verified_identity_and_no_credential() {
     let harness = harness(json!({ "legs": [ leg("a", "/a") ] }));
-    let (id, key) = api_key::generate(&[5; 38]);
-    harness.platform.kv_put(
-        KvNamespace::Keys,
-        &api_key::kv_key(&id),
-        &serde_json::to_string(&KeyRecord::new(&id, &key, "acme", 0)).unwrap(),
-    );
+    let (_, key) = harness.store_key(5, "acme", |_| {});
     let response = harness.send_timed(request(
         Method::GET,
         "http://gw.example/mine",

@@ -36,16 +36,8 @@ fn store_key(harness: &Harness, name: &str, edit: impl Fn(&mut KeyRecord)) -> (S
     let (id, key) = api_key::generate(&random);
     let mut record = KeyRecord::new(&id, &key, name, NOW_SECS - 60);
     edit(&mut record);
-    put(harness, &record);
+    harness.put_key(&record);
     (id, key)
-}
-
-fn put(harness: &Harness, record: &KeyRecord) {
-    harness.platform.kv_put(
-        KvNamespace::Keys,
-        &api_key::kv_key(&record.id),
-        &serde_json::to_string(record).unwrap(),
-    );
 }
 
 fn with_key(harness: &Harness, key: &str) -> http::Response<portico::Body<bytes::Bytes>> {
@@ -172,7 +164,7 @@ fn a_revoked_key_stops_working_within_the_cache_period() {
     )
     .unwrap();
     record.disabled = true;
-    put(&harness, &record);
+    harness.put_key(&record);
     harness.platform.advance(Duration::from_secs(29));
     assert_eq!(
         with_key(&harness, &key).status(),

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use common::{Harness, auth_config, body_json, header, request};
 use http::{Method, Response, StatusCode};
 use portico::Body;
-use portico::auth::api_key::{self, KeyRecord};
 use portico::observe::events::Event;
 use portico::platform::KvNamespace;
 use portico::platform::memory::{Gate, OriginReply, RecordedRequest};
@@ -39,14 +38,9 @@ fn thirty_seconds() -> Harness {
 }
 
 fn key(harness: &Harness, seed: u8) -> String {
-    let (id, key) = api_key::generate(&[seed; 38]);
-    let record = KeyRecord::new(&id, &key, &format!("consumer-{seed}"), 0);
-    harness.platform.kv_put(
-        KvNamespace::Keys,
-        &api_key::kv_key(&id),
-        &serde_json::to_string(&record).unwrap(),
-    );
-    key
+    harness
+        .store_key(seed, &format!("consumer-{seed}"), |_| {})
+        .1
 }
 
 fn get(harness: &Harness, url: &str, headers: &[(&str, &str)]) -> Response<Body<Bytes>> {

@@ -7,9 +7,7 @@ mod common;
 
 use common::{Harness, auth_config, body_json, header, request};
 use http::{Method, StatusCode};
-use portico::auth::api_key::{self, KeyRecord};
 use portico::config::Config;
-use portico::platform::KvNamespace;
 use serde_json::{Value, json};
 
 const APP: &str = "http://localhost:5173";
@@ -38,14 +36,7 @@ fn orders() -> Harness {
 }
 
 fn api_key(harness: &Harness) -> String {
-    let (id, key) = api_key::generate(&[7; 38]);
-    let record = KeyRecord::new(&id, &key, "app", 0);
-    harness.platform.kv_put(
-        KvNamespace::Keys,
-        &api_key::kv_key(&id),
-        &serde_json::to_string(&record).unwrap(),
-    );
-    key
+    harness.store_key(7, "app", |_| {}).1
 }
 
 fn preflight(

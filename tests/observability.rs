@@ -12,7 +12,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Harness, auth_config, body_json, header, request};
 use http::{Method, StatusCode};
-use portico::auth::api_key::{self, KeyRecord};
 use portico::observe::events::{AccessLog, Event};
 use portico::platform::KvNamespace;
 use portico::platform::memory::OriginReply;
@@ -53,14 +52,7 @@ fn harness(extra: Value) -> Harness {
 }
 
 fn api_key(harness: &Harness) -> String {
-    let (id, key) = api_key::generate(&[3; 38]);
-    let record = KeyRecord::new(&id, &key, "acme", 0);
-    harness.platform.kv_put(
-        KvNamespace::Keys,
-        &api_key::kv_key(&id),
-        &serde_json::to_string(&record).unwrap(),
-    );
-    key
+    harness.store_key(3, "acme", |_| {}).1
 }
 
 #[test]

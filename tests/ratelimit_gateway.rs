@@ -9,9 +9,8 @@ use std::time::Duration;
 use common::{Harness, auth_config, body_json, header, request};
 use http::{Method, StatusCode};
 use portico::auth::RatePlan;
-use portico::auth::api_key::{self, KeyRecord};
+use portico::auth::api_key::{self};
 use portico::observe::events::Event;
-use portico::platform::KvNamespace;
 use serde_json::{Value, json};
 
 fn harness(rate_limit: Value) -> Harness {
@@ -27,15 +26,11 @@ fn harness(rate_limit: Value) -> Harness {
 }
 
 fn key(harness: &Harness, seed: u8, rate: Option<RatePlan>) -> String {
-    let (id, key) = api_key::generate(&[seed; 38]);
-    let mut record = KeyRecord::new(&id, &key, &format!("consumer-{seed}"), 0);
-    record.rate = rate;
-    harness.platform.kv_put(
-        KvNamespace::Keys,
-        &api_key::kv_key(&id),
-        &serde_json::to_string(&record).unwrap(),
-    );
-    key
+    harness
+        .store_key(seed, &format!("consumer-{seed}"), |record| {
+            record.rate = rate
+        })
+        .1
 }
 
 fn call(harness: &Harness, key: &str) -> http::Response<portico::Body<bytes::Bytes>> {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
 use portico::Body;
+use portico::auth::api_key::{self, KeyRecord};
 use portico::config::CONFIG_KEY;
 use portico::gateway::{Gateway, Inbound};
 use portico::platform::KvNamespace;
@@ -119,6 +120,30 @@ impl Harness {
 
     pub fn get(&self, url: &str) -> Response<Body<Bytes>> {
         self.send(request(Method::GET, url, &[]))
+    }
+
+    /// Store a new API key for consumer `name`, made from `seed`, with
+    /// its record edited by `edit`; returns (id, key).
+    pub fn store_key(
+        &self,
+        seed: u8,
+        name: &str,
+        edit: impl FnOnce(&mut KeyRecord),
+    ) -> (String, String) {
+        let (id, key) = api_key::generate(&[seed; 38]);
+        let mut record = KeyRecord::new(&id, &key, name, 0);
+        edit(&mut record);
+        self.put_key(&record);
+        (id, key)
+    }
+
+    /// Store (or replace) a key record.
+    pub fn put_key(&self, record: &KeyRecord) {
+        self.platform.kv_put(
+            KvNamespace::Keys,
+            &api_key::kv_key(&record.id),
+            &serde_json::to_string(record).expect("a record serialises"),
+        );
     }
 }
 
