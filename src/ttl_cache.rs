@@ -3,7 +3,8 @@
 //! rate-limit refusals.
 //!
 //! Entries expire by the platform clock; when full, the oldest insertion
-//! goes first. It never holds plaintext credentials: callers key it on ids
+//! goes first. [`LookupCache`] keeps what a lookup found apart from what it
+//! did not find, so a flood of unknown keys cannot push out known ones. It never holds plaintext credentials: callers key it on ids
 //! or hashes.
 
 use std::collections::{HashMap, VecDeque};
@@ -116,6 +117,54 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     }
 }
 
+/// The results of lookups that may find nothing (API-key records,
+/// introspection results): what was found in one cache, what was not in
+/// another of its own size. A client can make up unknown keys without
+/// end; each of them costs a lookup, but none of them can evict an entry
+/// that a real caller needs.
+#[derive(Debug)]
+pub struct LookupCache<K, V> {
+    found: TtlCache<K, V>,
+    not_found: TtlCache<K, ()>,
+}
+
+impl<K: Eq + Hash + Clone, V: Clone> LookupCache<K, V> {
+    pub fn new(capacity: usize) -> Self {
+        LookupCache {
+            found: TtlCache::new(capacity),
+            not_found: TtlCache::new(capacity),
+        }
+    }
+
+    /// `Some(Some(value))` for a value found, `Some(None)` for a lookup
+    /// known to find nothing, `None` when there is nothing remembered.
+    pub fn get(&mut self, key: &K, now: UnixMillis) -> Option<Option<V>> {
+        if let Some(value) = self.found.get(key, now) {
+            return Some(Some(value));
+        }
+        self.not_found.get(key, now).map(|()| None)
+    }
+
+    /// Remember what a lookup of `key` found (or that it found nothing)
+    /// until `expires`.
+    pub fn insert(&mut self, key: K, value: Option<V>, expires: UnixMillis) {
+        match value {
+            Some(value) => self.found.insert(key, value, expires),
+            None => self.not_found.insert(key, (), expires),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.found.clear();
+        self.not_found.clear();
+    }
+
+    /// Entries found and entries not found.
+    pub fn len(&self) -> (usize, usize) {
+        (self.found.len(), self.not_found.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,5 +225,24 @@ mod tests {
         cache.insert(1, "b", UnixMillis(20));
         assert_eq!(cache.get(&1, UnixMillis(15)), Some("b"));
         assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_flood_of_unknown_keys_does_not_evict_known_ones() {
+        let mut cache = LookupCache::new(2);
+        cache.insert("alice", Some(1), UnixMillis(1_000));
+        cache.insert("bob", Some(2), UnixMillis(1_000));
+        for unknown in 0..100 {
+            cache.insert(
+                format!("nobody-{unknown}").leak() as &str,
+                None,
+                UnixMillis(1_000),
+            );
+        }
+        assert_eq!(cache.get(&"alice", UnixMillis(0)), Some(Some(1)));
+        assert_eq!(cache.get(&"bob", UnixMillis(0)), Some(Some(2)));
+        assert_eq!(cache.get(&"nobody-99", UnixMillis(0)), Some(None));
+        assert_eq!(cache.get(&"nobody-0", UnixMillis(0)), None);
+        assert_eq!(cache.len(), (2, 2));
     }
 }

@@ -17,7 +17,7 @@ use subtle::ConstantTimeEq;
 
 use super::{ApiKeySettings, AuthFailure, AuthMethod, Identity, RatePlan};
 use crate::platform::{Clock, KvNamespace, KvStore};
-use crate::ttl_cache::TtlCache;
+use crate::ttl_cache::LookupCache;
 
 pub const KEY_PREFIX: &str = "pk_";
 const ID_LEN: usize = 12;
@@ -145,8 +145,9 @@ pub fn generate(random: &[u8; 38]) -> (String, String) {
     (id, key)
 }
 
-/// Cached lookups: a record, or `None` for an id KV does not have.
-pub type KeyCache = RefCell<TtlCache<String, Option<Rc<KeyRecord>>>>;
+/// Cached lookups: records found, and ids KV does not have (kept apart,
+/// so made-up ids cannot evict real keys).
+pub type KeyCache = RefCell<LookupCache<String, Rc<KeyRecord>>>;
 
 /// Verify a presented key.
 pub async fn verify<P: Clock + KvStore>(

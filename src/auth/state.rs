@@ -12,14 +12,15 @@ use std::rc::Rc;
 use super::Identity;
 use super::api_key::KeyCache;
 use super::jwks::JwksCache;
-use crate::ttl_cache::TtlCache;
+use crate::ttl_cache::{LookupCache, TtlCache};
 
 const KEY_CACHE_ENTRIES: usize = 10_000;
 const TOKEN_CACHE_ENTRIES: usize = 10_000;
 
-/// Introspection results by (introspector name, token hash); `None` is an
-/// inactive token.
-pub type IntrospectionCache = RefCell<TtlCache<(String, [u8; 32]), Option<Rc<Identity>>>>;
+/// Introspection results by (introspector name, token hash): active
+/// tokens' identities, and inactive tokens kept apart (so a flood of made-up
+/// tokens cannot evict active ones).
+pub type IntrospectionCache = RefCell<LookupCache<(String, [u8; 32]), Rc<Identity>>>;
 
 /// A verified token, remembered by its hash.
 #[derive(Clone, Debug)]
@@ -42,9 +43,9 @@ pub struct AuthState {
 impl Default for AuthState {
     fn default() -> Self {
         AuthState {
-            api_keys: RefCell::new(TtlCache::new(KEY_CACHE_ENTRIES)),
+            api_keys: RefCell::new(LookupCache::new(KEY_CACHE_ENTRIES)),
             tokens: RefCell::new(TtlCache::new(TOKEN_CACHE_ENTRIES)),
-            introspected: RefCell::new(TtlCache::new(TOKEN_CACHE_ENTRIES)),
+            introspected: RefCell::new(LookupCache::new(TOKEN_CACHE_ENTRIES)),
             jwks: JwksCache::default(),
             config_seen: Cell::new(0),
         }
