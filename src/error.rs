@@ -50,6 +50,10 @@ pub enum GatewayError {
     /// response of a limited route.
     #[error("rate limited (retry after {retry_after} s)")]
     RateLimited { retry_after: u64 },
+    /// The client's address used up its budget of failed authentication
+    /// attempts; its credentials are not checked for `retry_after` seconds.
+    #[error("too many failed authentication attempts (retry after {retry_after} s)")]
+    AuthThrottled { retry_after: u64 },
     /// The operators' API stopped comparing tokens after too many wrong
     /// ones; `retry_after` in seconds.
     #[error("admin token guessing throttled (retry after {retry_after} s)")]
@@ -84,9 +88,9 @@ impl GatewayError {
             GatewayError::Unauthenticated { .. } => ProblemType::UNAUTHORIZED,
             GatewayError::Forbidden { .. } => ProblemType::FORBIDDEN,
             GatewayError::AuthUnavailable(_) => ProblemType::AUTH_UNAVAILABLE,
-            GatewayError::RateLimited { .. } | GatewayError::AdminThrottled { .. } => {
-                ProblemType::RATE_LIMITED
-            }
+            GatewayError::RateLimited { .. }
+            | GatewayError::AuthThrottled { .. }
+            | GatewayError::AdminThrottled { .. } => ProblemType::RATE_LIMITED,
             GatewayError::RateLimitUnavailable(_) => ProblemType::RATE_LIMIT_UNAVAILABLE,
             GatewayError::UpstreamTimeout(_) => ProblemType::UPSTREAM_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) => ProblemType::UPSTREAM_UNREACHABLE,
@@ -130,6 +134,9 @@ impl GatewayError {
             GatewayError::RateLimited { retry_after, .. } => {
                 format!("The rate limit for this route is used up; retry in {retry_after} s.")
             }
+            GatewayError::AuthThrottled { retry_after } => format!(
+                "Too many failed authentication attempts from this address; no credentials are checked for {retry_after} s."
+            ),
             GatewayError::AdminThrottled { retry_after } => format!(
                 "Too many wrong admin tokens; this endpoint compares none for {retry_after} s."
             ),
@@ -182,6 +189,7 @@ impl GatewayError {
                 }
             }
             GatewayError::RateLimited { retry_after }
+            | GatewayError::AuthThrottled { retry_after }
             | GatewayError::AdminThrottled { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }

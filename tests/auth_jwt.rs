@@ -314,8 +314,10 @@ fn edge_times() -> Vec<Value> {
 
 #[test]
 fn claim_times_at_the_edge_of_the_representable_range_get_401_not_a_panic() {
-    let harness = harness();
     for claim in ["nbf", "exp", "iat"] {
+        // One harness per claim keeps each within the address's budget of
+        // failed attempts.
+        let harness = harness();
         for value in edge_times() {
             let token = tokens::sign_payload(
                 "HS256",

@@ -89,7 +89,7 @@ pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
             ));
             lines.push(format!("  upstream  {method} {upstream}"));
             lines.push(format!("  timeout   {} ms", route.timeout.as_millis()));
-            lines.extend(policies(route));
+            lines.extend(policies(config, route));
         }
         Err(error) => {
             let kind = error.problem_type();
@@ -112,7 +112,7 @@ pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
 }
 
 /// The policies a request on `route` meets, one line each.
-fn policies(route: &crate::config::Route) -> Vec<String> {
+fn policies(config: &Config, route: &crate::config::Route) -> Vec<String> {
     use crate::auth::Requirement;
     let mut lines = Vec::new();
     match &route.auth {
@@ -136,6 +136,12 @@ fn policies(route: &crate::config::Route) -> Vec<String> {
                 accepted.push(format!("introspection {}", introspector.name));
             }
             lines.push(format!("  auth      {}", accepted.join(" or ")));
+            if let Some(budget) = &config.failed_auth {
+                lines.push(format!(
+                    "  failures  {} per {} ms per client network, then 429",
+                    budget.quota.limit, budget.quota.period_ms
+                ));
+            }
             for (what, requirement) in [("roles", &auth.roles), ("scopes", &auth.scopes)] {
                 match requirement {
                     Requirement::None => {}
@@ -152,12 +158,8 @@ fn policies(route: &crate::config::Route) -> Vec<String> {
     match &route.rate_limit {
         None => lines.push("  limits    none".to_owned()),
         Some(limits) => {
-            let describe = |policy: &crate::ratelimit::Policy, plan: bool| {
-                let scope: Vec<String> = policy
-                    .scope
-                    .iter()
-                    .map(|part| format!("{part:?}").to_lowercase())
-                    .collect();
+            let describe = |policy: &crate::ratelimit::Policy, note: &str| {
+                let scope: Vec<&str> = policy.scope.iter().map(|part| part.as_str()).collect();
                 format!(
                     "  limit     {}: {} {} per {} ms, per {}{}",
                     policy.name,
@@ -165,15 +167,22 @@ fn policies(route: &crate::config::Route) -> Vec<String> {
                     policy.quota.limit,
                     policy.quota.period_ms,
                     scope.join("+"),
-                    if plan {
-                        " (plan: a key's own rate replaces it)"
-                    } else {
-                        ""
-                    }
+                    note
                 )
             };
-            lines.extend(limits.plan.iter().map(|plan| describe(plan, true)));
-            lines.extend(limits.policies.iter().map(|policy| describe(policy, false)));
+            lines.extend(
+                limits
+                    .before_auth
+                    .iter()
+                    .map(|policy| describe(policy, " (before auth)")),
+            );
+            lines.extend(
+                limits
+                    .plan
+                    .iter()
+                    .map(|plan| describe(plan, " (plan: a key's own rate replaces it)")),
+            );
+            lines.extend(limits.policies.iter().map(|policy| describe(policy, "")));
         }
     }
     if let Some(cache) = &route.cache {

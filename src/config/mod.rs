@@ -21,7 +21,7 @@ use http::HeaderName;
 use crate::auth::{AuthSettings, RouteAuth};
 use crate::cache::CachePolicy;
 use crate::cors::{CorsPolicy, RouteCors};
-use crate::ratelimit::RouteRateLimit;
+use crate::ratelimit::{Policy, RouteRateLimit};
 use crate::routing::{PathTransform, RouteSpec, RouteTable};
 use crate::upstream::Upstream;
 
@@ -63,6 +63,9 @@ pub struct Config {
     pub settings: Settings,
     pub log: LogSettings,
     pub auth: AuthSettings,
+    /// The budget of failed authentication attempts per client address;
+    /// `None`: off.
+    pub failed_auth: Option<Policy>,
     /// Name of the Worker secret guarding the operators' API; `None`: off.
     pub admin_token_secret: Option<String>,
     /// The config-wide CORS policy: the default of routes that do not set
@@ -196,6 +199,8 @@ impl Config {
         let settings = check_settings(&document.settings, &mut issues);
         let log = check_log(document.log.as_ref(), &mut issues);
         let auth = auth::check_auth(&document.auth, &mut issues);
+        let failed_auth =
+            rate_limit::check_failed_attempts(document.auth.failed_attempts.as_ref(), &mut issues);
         let admin_token_secret = check_admin(document.admin.as_ref(), &mut issues);
         let cors = document
             .cors
@@ -223,6 +228,7 @@ impl Config {
             settings,
             log,
             auth: auth.settings,
+            failed_auth,
             admin_token_secret,
             cors,
             services: services.into_values().collect(),

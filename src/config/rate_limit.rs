@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use super::duration::parse_duration;
 use super::error::Issues;
-use super::wire::{AlgorithmName, OnFailure, PolicyDocument, RateLimitDocument};
+use super::wire::{
+    AlgorithmName, FailedAttemptsDocument, OnFailure, PolicyDocument, RateLimitDocument,
+};
 use crate::ratelimit::{
     Algorithm, DEFAULT_IPV6_PREFIX, FailurePolicy, HeaderFamilies, Lease, MAX_LIMIT,
     MAX_PERIOD_SECONDS, Policy, Quota, RouteRateLimit, ScopePart, max_limit,
@@ -182,19 +184,48 @@ pub(crate) fn check_rate_limit(
 ) -> Option<RouteRateLimit> {
     let before = issues.len();
     let at = format!("{at}.rate_limit");
+    if document
+        .plan
+        .as_ref()
+        .is_some_and(|plan| plan.before_auth.is_some())
+    {
+        issues.push(
+            format!("{at}.plan.before_auth"),
+            "a plan depends on who the caller is, so it cannot count before authentication; \
+             put an ip- or route-scoped policy in 'policies' instead",
+        );
+    }
     let plan = document
         .plan
         .as_ref()
         .and_then(|plan| check_policy(plan, &format!("{at}.plan"), authenticated, issues));
     let mut policies = Vec::new();
-    for (index, policy) in document.policies.iter().flatten().enumerate() {
-        if let Some(policy) = check_policy(
-            policy,
-            &format!("{at}.policies[{index}]"),
-            authenticated,
-            issues,
-        ) {
-            policies.push(policy);
+    let mut before_auth = Vec::new();
+    for (index, document) in document.policies.iter().flatten().enumerate() {
+        let at = format!("{at}.policies[{index}]");
+        let early = document.before_auth == Some(true);
+        if early
+            && let Some(part) = document
+                .scope
+                .iter()
+                .find(|part| matches!(part, ScopePart::Key | ScopePart::User))
+        {
+            issues.push(
+                format!("{at}.before_auth"),
+                format!(
+                    "counts per '{}', which is not known before authentication; \
+                     only 'ip' and 'route' scopes can count before it",
+                    part.as_str()
+                ),
+            );
+            continue;
+        }
+        if let Some(policy) = check_policy(document, &at, authenticated || early, issues) {
+            if early {
+                before_auth.push(policy);
+            } else {
+                policies.push(policy);
+            }
         }
     }
     if document.plan.is_none() && document.policies.as_ref().is_none_or(Vec::is_empty) {
@@ -203,7 +234,12 @@ pub(crate) fn check_rate_limit(
             "give a 'plan' or at least one policy in 'policies'",
         );
     }
-    let mut names: Vec<&str> = plan.iter().chain(&policies).map(|p| &*p.name).collect();
+    let mut names: Vec<&str> = plan
+        .iter()
+        .chain(&policies)
+        .chain(&before_auth)
+        .map(|p| &*p.name)
+        .collect();
     names.sort_unstable();
     if names.windows(2).any(|pair| pair.first() == pair.last()) {
         issues.push(at.clone(), "policy names must be unique within a route");
@@ -219,10 +255,56 @@ pub(crate) fn check_rate_limit(
     Some(RouteRateLimit {
         plan,
         policies,
+        before_auth,
         on_failure: match document.on_failure.unwrap_or(OnFailure::Open) {
             OnFailure::Open => FailurePolicy::Open,
             OnFailure::Closed => FailurePolicy::Closed,
         },
         headers: families,
     })
+}
+
+/// The name the failed-attempts budget goes by in its object: one no
+/// route policy can have, so it never shares a route policy's state.
+pub const FAILED_ATTEMPTS_POLICY: &str = "#failed-auth";
+const FAILED_ATTEMPTS_LIMIT: u64 = 30;
+const FAILED_ATTEMPTS_PERIOD: &str = "1m";
+
+/// The gateway-wide budget of failed authentication attempts per client
+/// address (`auth.failed_attempts`): on by default, 30 a minute as a
+/// token bucket; `None` when turned off.
+pub(crate) fn check_failed_attempts(
+    document: Option<&FailedAttemptsDocument>,
+    issues: &mut Issues,
+) -> Option<Policy> {
+    let default = FailedAttemptsDocument::default();
+    let document = document.unwrap_or(&default);
+    if document.enabled == Some(false) {
+        return None;
+    }
+    let as_policy = PolicyDocument {
+        name: "failed-auth".to_owned(),
+        algorithm: Some(AlgorithmName::TokenBucket),
+        limit: document.limit.unwrap_or(FAILED_ATTEMPTS_LIMIT),
+        period: document
+            .period
+            .clone()
+            .unwrap_or_else(|| FAILED_ATTEMPTS_PERIOD.to_owned()),
+        burst: None,
+        scope: vec![ScopePart::Ip],
+        cost: None,
+        lease: None,
+        ipv6_prefix: document.ipv6_prefix,
+        before_auth: None,
+    };
+    let checked = check_policy(&as_policy, "auth.failed_attempts", false, issues)?;
+    let mut policy = Policy::new(
+        FAILED_ATTEMPTS_POLICY,
+        checked.quota,
+        checked.scope,
+        1,
+        None,
+    );
+    policy.ipv6_prefix = checked.ipv6_prefix;
+    Some(policy)
 }

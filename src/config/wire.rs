@@ -247,6 +247,8 @@ pub struct PolicyDocument {
     pub lease: Option<LeaseDocument>,
     /// With an `ip` scope: IPv6 clients count per network of this many bits.
     pub ipv6_prefix: Option<u8>,
+    /// Count before authentication (scopes `ip` and `route` only).
+    pub before_auth: Option<bool>,
 }
 
 /// Lease batches of units to isolates (for keys hotter than one object).
@@ -280,6 +282,21 @@ pub struct AuthDocument {
     pub jwt: BTreeMap<String, IssuerDocument>,
     #[serde(default)]
     pub introspection: BTreeMap<String, IntrospectorDocument>,
+    /// The budget of failed authentication attempts per client address.
+    pub failed_attempts: Option<FailedAttemptsDocument>,
+}
+
+/// How many failed authentication attempts a client address may make.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedAttemptsDocument {
+    /// `false` turns the budget off.
+    pub enabled: Option<bool>,
+    pub limit: Option<u64>,
+    /// `1m`, `10m`.
+    pub period: Option<String>,
+    /// IPv6 clients count per network of this many bits.
+    pub ipv6_prefix: Option<u8>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -64,6 +64,14 @@ pub enum Event {
         key_id: Option<String>,
         reason: String,
     },
+    /// A client network used up its budget of failed authentication
+    /// attempts; its requests to authenticated routes get 429 without a
+    /// credential check for `retry_after_s`.
+    FailedAuthBlocked {
+        route: String,
+        network: String,
+        retry_after_s: u64,
+    },
     /// Fetching an issuer's key set failed; with `kept_previous` the last
     /// set stays in use.
     JwksFetchFailed {
@@ -83,7 +91,8 @@ impl Event {
             Event::ConfigRefused { .. }
             | Event::ConfigMissing
             | Event::CacheFailed { .. }
-            | Event::RatePlanRefused { .. } => Level::Warn,
+            | Event::RatePlanRefused { .. }
+            | Event::FailedAuthBlocked { .. } => Level::Warn,
             Event::ConfigReadFailed { .. }
             | Event::JwksFetchFailed { .. }
             | Event::RateLimitUnavailable { .. } => Level::Error,

@@ -7,6 +7,7 @@
 //! | request id     | [`request_id`]   | keep the client's well-formed id or mint one        |
 //! | match route    | [`route`]        | which route and service; 400, 404 or 405 if none    |
 //! | CORS           | [`cors`]         | answer preflights; CORS headers on every response   |
+//! | failed-auth    | [`auth_throttle`]| each address's budget of failed attempts; 429       |
 //! | authenticate   | [`authenticate`] | who is calling; 401, or 503 if it cannot be told    |
 //! | authorize      | [`authorize`]    | required roles and scopes; 403 if missing           |
 //! | rate limit     | [`rate_limit`]   | every policy admits it; 429, or 503 if closed       |
@@ -23,6 +24,7 @@
 //! through the platform seam.
 
 pub mod aggregate;
+pub mod auth_throttle;
 pub mod authenticate;
 pub mod authorize;
 pub mod cache;

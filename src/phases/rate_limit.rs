@@ -1,4 +1,7 @@
 //! Phase "rate limit": every policy on the route must admit the request.
+//! It runs in two passes: [`before_auth`] (policies marked `before_auth`,
+//! counted per address or route before any credential is checked) and
+//! [`run`] (the plan and the other policies, once the caller is known).
 //!
 //! Policies sharing a limit key are decided by one object in one round
 //! trip; policies with different keys go to their objects concurrently.
@@ -55,11 +58,47 @@ enum Verdict {
     Unavailable(String),
 }
 
-/// Apply the route's rate limits to this request.
+/// Which of a route's policies a pass applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// `before_auth` policies, before the credentials are checked.
+    BeforeAuth,
+    /// The plan and the other policies, once the caller is known.
+    AfterAuth,
+}
+
+/// Apply the route's `before_auth` policies (ip- and route-scoped): they
+/// count requests whose credentials are never checked, so floods of bad
+/// credentials are limited before they cost a lookup.
+pub async fn before_auth<P, S>(
+    platform: &P,
+    local: &LocalLimits,
+    ctx: &mut RequestCtx<S>,
+) -> Result<Flow<S>, GatewayError>
+where
+    P: Clock + LogSink + RateLimitStore,
+{
+    apply(platform, local, ctx, Stage::BeforeAuth).await
+}
+
+/// Apply the route's rate limits (its plan and other policies) to this
+/// request, once the caller is known.
 pub async fn run<P, S>(
     platform: &P,
     local: &LocalLimits,
     ctx: &mut RequestCtx<S>,
+) -> Result<Flow<S>, GatewayError>
+where
+    P: Clock + LogSink + RateLimitStore,
+{
+    apply(platform, local, ctx, Stage::AfterAuth).await
+}
+
+async fn apply<P, S>(
+    platform: &P,
+    local: &LocalLimits,
+    ctx: &mut RequestCtx<S>,
+    stage: Stage,
 ) -> Result<Flow<S>, GatewayError>
 where
     P: Clock + LogSink + RateLimitStore,
@@ -74,17 +113,25 @@ where
     if ctx.preflight.is_some() {
         return Ok(Flow::Continue);
     }
-    let started = platform.now();
-    let effective = limits.effective(ctx.identity.as_ref());
-    if let Some(refusal) = &effective.refused_plan {
-        platform.log(&Event::RatePlanRefused {
-            route: route.id.clone(),
-            key_id: ctx.identity.as_ref().and_then(|i| i.key_id.clone()),
-            reason: refusal.to_string(),
-        });
+    if stage == Stage::BeforeAuth && limits.before_auth.is_empty() {
+        return Ok(Flow::Continue);
     }
-    let keyed: Vec<Keyed<'_>> = effective
-        .policies
+    let started = platform.now();
+    let policies = match stage {
+        Stage::BeforeAuth => limits.before_auth.iter().map(Cow::Borrowed).collect(),
+        Stage::AfterAuth => {
+            let effective = limits.effective(ctx.identity.as_ref());
+            if let Some(refusal) = &effective.refused_plan {
+                platform.log(&Event::RatePlanRefused {
+                    route: route.id.clone(),
+                    key_id: ctx.identity.as_ref().and_then(|i| i.key_id.clone()),
+                    reason: refusal.to_string(),
+                });
+            }
+            effective.policies
+        }
+    };
+    let keyed: Vec<Keyed<'_>> = policies
         .into_iter()
         .map(|policy| Keyed {
             key: LimitKey {
@@ -95,9 +142,13 @@ where
         })
         .collect();
     let verdict = decide(platform, local, &keyed, started).await;
-    ctx.timings.rate_limit = Some(platform.now().millis_since(started));
-    let outcome = |results, decision| LimitOutcome {
-        results,
+    let took = platform.now().millis_since(started);
+    ctx.timings.rate_limit = Some(ctx.timings.rate_limit.unwrap_or(0).saturating_add(took));
+    // Results of an earlier pass come first, so the headers describe
+    // every policy the request went through.
+    let earlier = ctx.rate_limit.take().map(|o| o.results).unwrap_or_default();
+    let outcome = |results: Vec<PolicyResult>, decision| LimitOutcome {
+        results: earlier.into_iter().chain(results).collect(),
         families: limits.headers,
         decision,
     };

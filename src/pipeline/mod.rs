@@ -16,19 +16,22 @@
 //! | 2 | operators' API | [`crate::admin`]              | yes               | -               |
 //! | 3 | match route    | [`phases::route`]             | 400, 404, 405     | -               |
 //! | 4 | CORS preflight | [`phases::cors`]              | yes (204)         | -               |
-//! | 5 | authenticate   | [`phases::authenticate`]      | 401, 503          | -               |
-//! | 6 | authorize      | [`phases::authorize`]         | 403               | -               |
-//! | 7 | rate limit     | [`phases::rate_limit`]        | 429, 503          | -               |
-//! | 8 | cache lookup   | [`phases::cache::lookup`]     | yes (a hit, 304)  | -               |
+//! | 5 | rate limit before auth | [`phases::rate_limit::before_auth`] | 429, 503 | -           |
+//! | 6 | failed-auth check | [`phases::auth_throttle::check`] | 429          | -               |
+//! | 7 | authenticate   | [`phases::authenticate`]      | 401, 503          | -               |
+//! |   | (its refusals) | [`phases::auth_throttle::charge`] | 401 or 429    | -               |
+//! | 8 | authorize      | [`phases::authorize`]         | 403               | -               |
+//! | 9 | rate limit     | [`phases::rate_limit`]        | 429, 503          | -               |
+//! |10 | cache lookup   | [`phases::cache::lookup`]     | yes (a hit, 304)  | -               |
 //! | - | request transform | (transformation)           | 400, 413          | -               |
-//! | 9 | upstream       | [`phases::upstream`]          | 502, 503, 504     | -               |
-//! |10 | cache store    | [`phases::cache::store`]      | stale-if-error    | upstream only   |
+//! |11 | upstream       | [`phases::upstream`]          | 502, 503, 504     | -               |
+//! |12 | cache store    | [`phases::cache::store`]      | stale-if-error    | upstream only   |
 //! | - | response transform | (transformation)          | -                 | no              |
-//! |11 | rate-limit headers | [`phases::rate_limit::decorate`] | -            | yes             |
-//! |12 | CORS headers   | [`phases::cors::decorate`]    | -                 | yes             |
-//! |13 | cache status   | [`phases::cache::decorate`]   | -                 | yes             |
-//! |14 | finish         | [`phases::respond`]           | -                 | yes             |
-//! |15 | log and metrics| [`phases::log`]               | -                 | yes             |
+//! |13 | rate-limit headers | [`phases::rate_limit::decorate`] | -            | yes             |
+//! |14 | CORS headers   | [`phases::cors::decorate`]    | -                 | yes             |
+//! |15 | cache status   | [`phases::cache::decorate`]   | -                 | yes             |
+//! |16 | finish         | [`phases::respond`]           | -                 | yes             |
+//! |17 | log and metrics| [`phases::log`]               | -                 | yes             |
 //!
 //! Phases never call each other: they communicate through
 //! [`RequestCtx`]. Only the pipeline knows their order.
@@ -44,7 +47,7 @@ use crate::cache::coalesce::Coalescer;
 use crate::config::ConfigSource;
 use crate::error::GatewayError;
 use crate::phases::{
-    authenticate, authorize, cache, cors, log, rate_limit, respond, route, upstream,
+    auth_throttle, authenticate, authorize, cache, cors, log, rate_limit, respond, route, upstream,
 };
 use crate::platform::Platform;
 use crate::ratelimit::local::LocalLimits;
@@ -120,7 +123,21 @@ async fn request_phases<P: Platform>(
     answer_or_continue!(admin::answer(isolate, platform, &config, ctx).await?);
     answer_or_continue!(route::run(&config, ctx)?);
     answer_or_continue!(cors::preflight(ctx));
-    answer_or_continue!(authenticate::run(platform, &isolate.auth, &config, ctx).await?);
+    answer_or_continue!(rate_limit::before_auth(platform, &isolate.limits, ctx).await?);
+    answer_or_continue!(auth_throttle::check(
+        platform,
+        &isolate.limits,
+        &config,
+        ctx
+    )?);
+    match authenticate::run(platform, &isolate.auth, &config, ctx).await {
+        Ok(flow) => answer_or_continue!(flow),
+        Err(refused) => {
+            return Err(
+                auth_throttle::charge(platform, &isolate.limits, &config, ctx, refused).await,
+            );
+        }
+    }
     answer_or_continue!(authorize::run(ctx)?);
     answer_or_continue!(rate_limit::run(platform, &isolate.limits, ctx).await?);
     answer_or_continue!(cache::lookup(isolate, platform, &config, ctx).await?);

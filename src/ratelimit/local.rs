@@ -12,12 +12,16 @@
 //!   one isolate and left unspent are lost for the others: at most the
 //!   lease size per isolate per lease period. That is the bound on how far
 //!   a leased policy may refuse what the exact one would admit.
+//! - Client networks over their failed-authentication budget, until their
+//!   retry time: their credentials are not checked again here (no KV read,
+//!   no signature check, no introspection call) until then.
 //! - A breaker per object: after an object failed, calls to it are
 //!   skipped for a short back-off and the route's failure policy applies at
 //!   once, so an overloaded object is never retried in a tight loop.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::algorithm::Decision;
@@ -37,6 +41,8 @@ pub struct LocalLimits {
     broken: RefCell<TtlCache<String, ()>>,
     /// Units on hand and the object's last word.
     leases: RefCell<HashMap<LimitKey, Leased>>,
+    /// Client networks out of failed-authentication attempts, until when.
+    failed_auth: RefCell<TtlCache<IpAddr, UnixMillis>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +59,7 @@ impl Default for LocalLimits {
             denied: RefCell::new(TtlCache::new(DENY_CACHE_ENTRIES)),
             broken: RefCell::new(TtlCache::new(DENY_CACHE_ENTRIES)),
             leases: RefCell::new(HashMap::new()),
+            failed_auth: RefCell::new(TtlCache::new(DENY_CACHE_ENTRIES)),
         }
     }
 }
@@ -146,6 +153,19 @@ impl LocalLimits {
                 decision,
             },
         );
+    }
+
+    /// How long `network` is still out of failed-authentication attempts,
+    /// if it is.
+    pub fn failed_auth_blocked(&self, network: IpAddr, now: UnixMillis) -> Option<Duration> {
+        let until = self.failed_auth.borrow_mut().get(&network, now)?;
+        Some(until.since(now))
+    }
+
+    /// Note that `network` is out of failed-authentication attempts until
+    /// `until`.
+    pub fn block_failed_auth(&self, network: IpAddr, until: UnixMillis) {
+        self.failed_auth.borrow_mut().insert(network, until, until);
     }
 
     /// Whether `object` failed within the back-off.

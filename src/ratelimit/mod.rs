@@ -44,6 +44,17 @@ pub enum ScopePart {
     Route,
 }
 
+impl ScopePart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopePart::Key => "key",
+            ScopePart::User => "user",
+            ScopePart::Ip => "ip",
+            ScopePart::Route => "route",
+        }
+    }
+}
+
 /// One limit a route applies.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Policy {
@@ -184,6 +195,9 @@ pub struct RouteRateLimit {
     pub plan: Option<Policy>,
     /// Always applied, on top of the plan.
     pub policies: Vec<Policy>,
+    /// Applied before authentication, so they count requests whose
+    /// credentials are never checked (scopes `ip` and `route` only).
+    pub before_auth: Vec<Policy>,
     pub on_failure: FailurePolicy,
     pub headers: HeaderFamilies,
 }

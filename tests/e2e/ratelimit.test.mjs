@@ -18,6 +18,9 @@ before(async () => {
   stack = await startE2E({
     name: "ratelimit",
     configure: (config) => {
+      // A budget that refills too slowly (one attempt per 2 minutes) for
+      // the time the test takes to matter.
+      config.auth.failed_attempts = { limit: 30, period: "1h" };
       config.routes.push(
         {
           id: "limited",
@@ -160,4 +163,26 @@ test("with the objects unreachable, routes fail open or closed as configured", a
   } finally {
     await gateway.stop();
   }
+});
+
+test("an address out of failed attempts gets 429, and its credentials are not checked until the retry time", async () => {
+  // 30 failed attempts per client address (see `configure` above).
+  const from = (ip) => ({ "cf-connecting-ip": ip });
+  const attempt = async (key, ip) => {
+    const response = await stack.fetch("/api/orders/1", { headers: { "x-api-key": key, ...from(ip) } });
+    await response.arrayBuffer();
+    return response;
+  };
+  const wrong = `${stack.apiKey.key.slice(0, -4)}AAAA`;
+  for (let i = 0; i < 30; i += 1) {
+    assert.equal((await attempt(wrong, "198.51.100.7")).status, 401, `attempt ${i}`);
+  }
+  const over = await stack.fetch("/api/orders/1", { headers: { "x-api-key": wrong, ...from("198.51.100.7") } });
+  const problem = await expectProblem(over, 429, "rate-limited");
+  assert.match(problem.detail, /failed authentication attempts/);
+  assert.ok(Number(over.headers.get("retry-after")) >= 1);
+  // While blocked, even the right key from that address is refused unchecked...
+  assert.equal((await attempt(stack.apiKey.key, "198.51.100.7")).status, 429);
+  // ...and other addresses are untouched.
+  assert.equal((await attempt(stack.apiKey.key, "198.51.100.8")).status, 200);
 });
