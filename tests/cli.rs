@@ -60,6 +60,47 @@ fn validate_accepts_the_demo_config() {
 }
 
 #[test]
+fn validate_warns_when_a_secret_the_config_names_is_a_plain_var() {
+    let dir = scratch("secret-in-vars");
+    let wrangler = dir.join("wrangler.toml");
+    std::fs::write(
+        &wrangler,
+        "name = \"x\"\n[vars]\nPORTICO_IDENTITY_SECRET = \"oops\"\n\
+         [env.staging.vars]\nPORTICO_ADMIN_TOKEN = \"oops\"\nUNRELATED = \"1\"\n",
+    )
+    .unwrap();
+    let output = portico(
+        &[
+            "config",
+            "validate",
+            "fixtures/config/demo.json",
+            "--wrangler-config",
+            wrangler.to_str().unwrap(),
+        ],
+        None,
+    );
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains(
+            "warning: auth.signing_secret: 'PORTICO_IDENTITY_SECRET' is a plain variable"
+        ) && said.contains("([vars])")
+            && said.contains("wrangler secret put PORTICO_IDENTITY_SECRET"),
+        "{said}"
+    );
+    assert!(
+        said.contains("warning: admin.token_secret: 'PORTICO_ADMIN_TOKEN'")
+            && said.contains("([env.staging.vars])"),
+        "{said}"
+    );
+    assert!(!said.contains("UNRELATED"), "{said}");
+
+    // The project's own wrangler.toml defines no secrets as vars.
+    let output = portico(&["config", "validate", "fixtures/config/demo.json"], None);
+    assert!(!text(&output).contains("warning"), "{}", text(&output));
+}
+
+#[test]
 fn validate_names_path_and_reason_and_exits_1() {
     let output = portico(
         &["config", "validate", "fixtures/config/invalid/tie.json"],

@@ -60,6 +60,10 @@ enum ConfigCommand {
     Validate {
         /// The configuration document (JSON).
         file: PathBuf,
+        /// The wrangler configuration, checked for secrets defined as
+        /// plain variables.
+        #[arg(long, value_name = "FILE", default_value = "wrangler.toml")]
+        wrangler_config: PathBuf,
     },
     /// Check a configuration file, then store it in the CONFIG namespace.
     Push {
@@ -95,7 +99,10 @@ pub(crate) enum Verdict {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Config(ConfigCommand::Validate { file }) => config_cmd::validate(&file),
+        Command::Config(ConfigCommand::Validate {
+            file,
+            wrangler_config,
+        }) => config_cmd::validate(&file, &wrangler_config),
         Command::Config(ConfigCommand::Push { file, target }) => {
             if !target.local && !target.remote {
                 Err(
