@@ -36,7 +36,36 @@ fn no_config_in_kv_gives_503_not_configured() {
         body_json(&response)["type"],
         "urn:portico:problem:not-configured"
     );
-    assert!(harness.platform.events().contains(&Event::ConfigMissing));
+    assert!(harness.platform.events().contains(&Event::ConfigMissing {
+        kept_previous: false
+    }));
+}
+
+#[test]
+fn a_config_that_vanishes_from_kv_leaves_the_last_good_one_serving() {
+    let harness = Harness::basic();
+    assert_eq!(
+        harness.get("http://gw.example/api/users/1").status(),
+        StatusCode::OK
+    );
+    harness.platform.kv_delete(KvNamespace::Config, CONFIG_KEY);
+    harness.platform.advance(REFRESH);
+    assert_eq!(
+        harness.get("http://gw.example/api/users/1").status(),
+        StatusCode::OK
+    );
+    assert!(harness.platform.events().contains(&Event::ConfigMissing {
+        kept_previous: true
+    }));
+    // A document that comes back is read again.
+    harness
+        .platform
+        .kv_put(KvNamespace::Config, CONFIG_KEY, &with_extra_route("/extra"));
+    harness.platform.advance(REFRESH);
+    assert_eq!(
+        harness.get("http://gw.example/extra").status(),
+        StatusCode::OK
+    );
 }
 
 #[test]

@@ -5,9 +5,10 @@
 //! its `config_refresh_seconds` have passed. Requests that arrive while a
 //! check is under way keep using the current config, so a slow KV read
 //! never stalls traffic. A document identical to the current one is not
-//! parsed again. If KV has no document at all the gateway is not
-//! configured (503); if the document is refused or KV fails, the last good
-//! config keeps serving and the reason is logged.
+//! parsed again. If the document is refused, KV fails, or the document
+//! is gone (deleted by mistake, or lost by the store), the last good config
+//! keeps serving and the reason is logged; only an isolate that never had
+//! a good config answers 503 (not configured).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -68,11 +69,10 @@ impl ConfigSource {
         let text = match read {
             Ok(Some(text)) => text,
             Ok(None) => {
-                let mut state = self.state.borrow_mut();
-                state.current = None;
-                state.current_text = None;
-                platform.log(&Event::ConfigMissing);
-                return Err(Unconfigured::Missing);
+                platform.log(&Event::ConfigMissing {
+                    kept_previous: previous.is_some(),
+                });
+                return previous.ok_or(Unconfigured::Missing);
             }
             Err(error) => {
                 platform.log(&Event::ConfigReadFailed {

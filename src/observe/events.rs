@@ -33,8 +33,9 @@ pub enum Event {
         kept_previous: bool,
         errors: Vec<String>,
     },
-    /// KV holds no configuration: the gateway answers 503 until one appears.
-    ConfigMissing,
+    /// KV holds no configuration: with `kept_previous` the last good one
+    /// keeps serving, otherwise the gateway answers 503 until one appears.
+    ConfigMissing { kept_previous: bool },
     /// Reading the configuration from KV failed.
     ConfigReadFailed { kept_previous: bool, error: String },
     /// An issuer's key set was fetched.
@@ -89,7 +90,7 @@ impl Event {
                 Level::Info
             }
             Event::ConfigRefused { .. }
-            | Event::ConfigMissing
+            | Event::ConfigMissing { .. }
             | Event::CacheFailed { .. }
             | Event::RatePlanRefused { .. }
             | Event::FailedAuthBlocked { .. } => Level::Warn,
