@@ -9,10 +9,11 @@ import http from "node:http";
 import { after, before, test } from "node:test";
 
 import { demoClaims, mintToken } from "../../fixtures/auth/mint-token.mjs";
-import { eventually, portico } from "../support/stack.mjs";
+import { eventually, freePort, portico } from "../support/stack.mjs";
 import { SIGNING_SECRET, expectProblem, startE2E } from "../support/e2e.mjs";
 
 const ISSUER = "https://idp.e2e.test";
+const FLAKY_ISSUER = "https://flaky.e2e.test";
 const AUDIENCE = "portico-e2e";
 
 /** A local identity provider: a JWKS whose keys can rotate, and an introspection endpoint. */
@@ -25,12 +26,18 @@ function startIdentityProvider() {
       publicJwk: { ...publicKey.export({ format: "jwk" }), kid, alg: "ES256", use: "sig" },
     });
   };
-  const state = { jwksFetches: 0, introspections: [], published: [], active: new Map() };
+  const state = { jwksFetches: 0, introspections: [], published: [], active: new Map(), down: false };
   const server = http.createServer((req, res) => {
-    if (req.url === "/jwks.json") {
+    // /jwks.json is cached for 5 minutes; /jwks-short.json for 1 second.
+    if (req.url === "/jwks.json" || req.url === "/jwks-short.json") {
       state.jwksFetches += 1;
+      if (state.down) {
+        res.writeHead(503).end();
+        return;
+      }
       const body = JSON.stringify({ keys: state.published.map((kid) => keys.get(kid).publicJwk) });
-      res.writeHead(200, { "content-type": "application/json", "cache-control": "max-age=300" });
+      const maxAge = req.url === "/jwks.json" ? 300 : 1;
+      res.writeHead(200, { "content-type": "application/json", "cache-control": `max-age=${maxAge}` });
       res.end(body);
       return;
     }
@@ -72,6 +79,7 @@ let stack;
 let idp;
 
 before(async () => {
+  const unusedPort = await freePort();
   idp = await startIdentityProvider();
   idp.newKey("k1");
   idp.publish("k1");
@@ -88,11 +96,30 @@ before(async () => {
         jwks_min_cache_seconds: 300,
         jwks_refetch_seconds: 1,
       };
+      // Keys cached for a second, usable for an hour if the JWKS goes down.
+      config.auth.jwt.flaky = {
+        issuer: FLAKY_ISSUER,
+        audiences: [AUDIENCE],
+        algorithms: ["ES256"],
+        jwks_url: `${idp.url}/jwks-short.json`,
+        jwks_min_cache_seconds: 1,
+        jwks_max_cache_seconds: 3600,
+        jwks_refetch_seconds: 1,
+      };
+      config.auth.jwt.unreachable = {
+        issuer: "https://unreachable.e2e.test",
+        audiences: [AUDIENCE],
+        algorithms: ["ES256"],
+        jwks_url: `http://127.0.0.1:${unusedPort}/jwks.json`,
+        jwks_timeout_ms: 1000,
+      };
       config.auth.introspection = {
         corp: { url: `${idp.url}/introspect`, client_id: "gateway", client_secret: "INTROSPECTION_SECRET", cache_seconds: 60 },
       };
       config.routes.push(
         { id: "jwks", path: "/api/jwks/*", service: "users", auth: { jwt: ["rotating"] } },
+        { id: "flaky", path: "/api/flaky/*", service: "users", auth: { jwt: ["flaky"] } },
+        { id: "unreachable", path: "/api/unreachable/*", service: "users", auth: { jwt: ["unreachable"] } },
         { id: "opaque", path: "/api/opaque/*", service: "users", auth: { introspection: ["corp"], scopes: { any_of: ["read"] } } },
       );
     },
@@ -217,4 +244,38 @@ test("opaque tokens are checked with the introspection endpoint", async () => {
 
   await expectProblem(await withToken("/api/opaque/1", "opaque-unknown"), 401, "unauthorized");
   await expectProblem(await withToken("/api/opaque/1", "opaque-noscope"), 403, "forbidden");
+});
+
+test("with the JWKS endpoint down, the last key set keeps verifying tokens up to its ceiling", async () => {
+  let minted = 0;
+  const fresh = () => {
+    minted += 1; // a new subject each time, so no verified-token cache answers
+    const claims = { iss: FLAKY_ISSUER, aud: AUDIENCE, sub: `svc-${minted}`, exp: Math.floor(Date.now() / 1000) + 600 };
+    return idp.sign("k1", claims);
+  };
+  assert.equal((await withToken("/api/flaky/x", fresh())).status, 200);
+  idp.state.down = true;
+  try {
+    // Once the one-second set is due for refresh, the refresh fails and
+    // the old set stays in use.
+    await eventually(
+      async () => {
+        const response = await withToken("/api/flaky/x", fresh());
+        assert.equal(response.status, 200, "still verified with the last good keys");
+        await response.arrayBuffer();
+        return stack
+          .log()
+          .split("\n")
+          .some((line) => line.includes('"event":"jwks_fetch_failed"') && line.includes("jwks-short.json") && line.includes('"kept_previous":true'));
+      },
+      { what: "a failed JWKS refresh that kept the previous keys" },
+    );
+  } finally {
+    idp.state.down = false;
+  }
+});
+
+test("an issuer whose JWKS was never reachable fails closed with 503", async () => {
+  const claims = { iss: "https://unreachable.e2e.test", aud: AUDIENCE, sub: "svc", exp: Math.floor(Date.now() / 1000) + 600 };
+  await expectProblem(await withToken("/api/unreachable/x", idp.sign("k1", claims)), 503, "auth-unavailable");
 });

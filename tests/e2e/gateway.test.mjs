@@ -5,10 +5,20 @@
 
 import assert from "node:assert/strict";
 import http from "node:http";
+import path from "node:path";
 import { after, before, test } from "node:test";
 
-import { eventually, pushConfig, putKvRaw } from "../support/stack.mjs";
-import { expectProblem, startE2E } from "../support/e2e.mjs";
+import {
+  ROOT,
+  deleteKvRaw,
+  eventually,
+  freePort,
+  pushConfig,
+  putKvRaw,
+  startWrangler,
+  writeTestWranglerConfig,
+} from "../support/stack.mjs";
+import { SIGNING_SECRET, expectProblem, startE2E } from "../support/e2e.mjs";
 
 let stack;
 let gateway;
@@ -251,6 +261,45 @@ test("an origin slower than the route timeout gives 504 and the request to it is
   });
 });
 
+test("an origin that drops the connection mid-body never yields a complete-looking answer", async () => {
+  // The status and headers are on their way before the body fails; what
+  // the client then gets is the runtime's to decide (a cut-off body, or
+  // an error reading it), never the origin's whole document.
+  const response = await get("/api/orders/1?reset_after_bytes=20");
+  assert.equal(response.status, 200);
+  const whole = await response.text().then(
+    (text) => {
+      try {
+        return JSON.parse(text).service === "orders";
+      } catch {
+        return false;
+      }
+    },
+    () => false,
+  );
+  assert.equal(whole, false, "the client did not receive a complete echo");
+});
+
+test("with the KEYS namespace unavailable, API keys fail closed with 503 and other routes keep working", async () => {
+  const work = path.join(ROOT, "target/e2e/gateway-keys-unavailable");
+  const down = await startWrangler({
+    port: await freePort(),
+    persistTo: STATE(),
+    logFile: path.join(work, "wrangler.log"),
+    config: writeTestWranglerConfig(work, { keysService: "portico-keys-that-is-not-running" }),
+    vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET },
+  });
+  try {
+    const keyed = await fetch(`${down.url}/api/orders/1`, { headers: { "x-api-key": stack.apiKey.key } });
+    await expectProblem(keyed, 503, "auth-unavailable");
+    const token = await fetch(`${down.url}/api/users/1`, { headers: { authorization: `Bearer ${stack.token}` } });
+    assert.equal(token.status, 200, "JWT routes do not need KV");
+    await token.arrayBuffer();
+  } finally {
+    await down.stop();
+  }
+});
+
 test("an invalid config is refused by the CLI, and by the gateway when written directly", async () => {
   const broken = structuredClone(config);
   broken.routes.push({ id: "users", path: "/dupe", service: "users" });
@@ -287,4 +336,22 @@ test("an edited config takes effect without restarting wrangler dev", async () =
     { what: "the edited config to serve /api/v2/users/5" },
   );
   assert.equal((await response.json()).path, "/v2/users/5");
+});
+
+test("a config deleted from KV leaves the last good one serving", async () => {
+  await deleteKvRaw("CONFIG", "config", STATE());
+  try {
+    await eventually(
+      async () => {
+        const response = await get("/api/users/1");
+        assert.equal(response.status, 200, "the last good config keeps serving");
+        await response.arrayBuffer();
+        return wranglerLog().includes('"event":"config_missing","kept_previous":true');
+      },
+      { what: "the gateway to notice the config is gone" },
+    );
+  } finally {
+    const pushed = await pushConfig(writeJson("restored.json", config), STATE());
+    assert.equal(pushed.code, 0, pushed.output);
+  }
 });

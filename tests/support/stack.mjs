@@ -1,3 +1,4 @@
+import assert from "node:assert/strict";
 // The local stack: fixture origins, the built worker under `wrangler dev`,
 // and local KV seeded through the portico CLI. Used by `make dev` and by the
 // end-to-end tests; each caller picks its own ports and state directory.
@@ -55,10 +56,19 @@ export async function pushConfig(file, persistTo) {
  * `rateLimiterScript`, RATE_LIMITER is bound to that script instead of the
  * local class (a script that is not running makes the objects unreachable).
  */
-export function writeTestWranglerConfig(dir, { rateLimiterScript } = {}) {
+export function writeTestWranglerConfig(dir, { rateLimiterScript, keysService } = {}) {
   const project = fs.readFileSync(path.join(ROOT, "wrangler.toml"), "utf8");
   const withoutBuild = project.replace(/\n\[build\][\s\S]*?\n(?=\n)/, "\n");
   let config = withoutBuild.replace(/^main = .*$/m, `main = ${JSON.stringify(path.join(ROOT, "build/worker/shim.mjs"))}`);
+  if (keysService) {
+    // KEYS bound to a Worker that does not run, in place of the namespace:
+    // every key lookup fails, as when KV is unavailable.
+    config = config.replace(
+      /\[\[kv_namespaces\]\]\nbinding = "KEYS"\nid = .*\n/,
+      `[[services]]\nbinding = "KEYS"\nservice = ${JSON.stringify(keysService)}\n`,
+    );
+    assert.ok(config.includes(`service = ${JSON.stringify(keysService)}`), "the KEYS binding was replaced");
+  }
   if (rateLimiterScript) {
     config = config
       .replace(/bindings = \[\{ name = "RATE_LIMITER", class_name = "RateLimiter" \}\]/, `bindings = [{ name = "RATE_LIMITER", class_name = "RateLimiter", script_name = ${JSON.stringify(rateLimiterScript)} }]`)
@@ -85,6 +95,15 @@ export async function putKvRaw(binding, key, file, persistTo) {
   await run(
     process.execPath,
     [WRANGLER, "kv", "key", "put", key, "--binding", binding, "--path", file, "--local", "--persist-to", persistTo],
+    { cwd: ROOT, env: baseEnv() },
+  );
+}
+
+/** Delete a KV value directly with wrangler. */
+export async function deleteKvRaw(binding, key, persistTo) {
+  await run(
+    process.execPath,
+    [WRANGLER, "kv", "key", "delete", key, "--binding", binding, "--local", "--persist-to", persistTo],
     { cwd: ROOT, env: baseEnv() },
   );
 }
