@@ -17,6 +17,11 @@ use http::uri::{Authority, Scheme};
 
 use crate::error::GatewayError;
 
+pub mod geo;
+pub mod hash;
+pub mod outlier;
+pub mod pick;
+pub mod retry;
 pub mod single;
 
 /// What serves a service's requests.
