@@ -61,6 +61,10 @@ pub enum GatewayError {
     UpstreamTimeout(Duration),
     #[error("upstream unreachable: {0}")]
     UpstreamUnreachable(String),
+    /// Every target of a balanced service is ejected; `retry_after` in
+    /// seconds.
+    #[error("no healthy upstream target (retry after {retry_after} s)")]
+    NoHealthyUpstream { retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -83,6 +87,7 @@ impl GatewayError {
             GatewayError::RateLimitUnavailable(_) => ProblemType::RATE_LIMIT_UNAVAILABLE,
             GatewayError::UpstreamTimeout(_) => ProblemType::UPSTREAM_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) => ProblemType::UPSTREAM_UNREACHABLE,
+            GatewayError::NoHealthyUpstream { .. } => ProblemType::NO_HEALTHY_UPSTREAM,
             GatewayError::Internal(_) => ProblemType::INTERNAL,
         }
     }
@@ -134,6 +139,9 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) => {
                 "The upstream service for this route could not be reached.".to_owned()
             }
+            GatewayError::NoHealthyUpstream { retry_after } => format!(
+                "No instance of the upstream service is healthy right now; retry in {retry_after} s."
+            ),
             GatewayError::Internal(_) => "The gateway failed to handle this request.".to_owned(),
         };
         Problem::new(self.problem_type(), detail, request_id)
@@ -162,7 +170,8 @@ impl GatewayError {
                 }
             }
             GatewayError::RateLimited { retry_after }
-            | GatewayError::AdminThrottled { retry_after } => {
+            | GatewayError::AdminThrottled { retry_after }
+            | GatewayError::NoHealthyUpstream { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             GatewayError::Forbidden {

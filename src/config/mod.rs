@@ -24,8 +24,10 @@ use crate::cors::{CorsPolicy, RouteCors};
 use crate::ratelimit::RouteRateLimit;
 use crate::routing::{PathTransform, RouteSpec, RouteTable};
 use crate::upstream::Upstream;
+use crate::upstream::retry::RetryPolicy;
 
 mod auth;
+mod balancing;
 mod cache;
 mod cors;
 pub mod duration;
@@ -162,6 +164,9 @@ pub struct Route {
     pub cors: Option<RouteCors>,
     /// How its GET responses are cached; `None`: not at all.
     pub cache: Option<Rc<CachePolicy>>,
+    /// The retry policy of a balanced service's requests on this route:
+    /// the route's own, else the service's; `None`: the always-safe retry.
+    pub retry: Option<Rc<RetryPolicy>>,
 }
 
 impl Config {
@@ -196,7 +201,13 @@ impl Config {
         if let Some(defaults) = &document.cache {
             cache::check_defaults(defaults, &mut issues);
         }
-        let services = services::check_services(&document.services, &mut issues);
+        let retried = document
+            .routes
+            .iter()
+            .filter(|route| route.retry.is_some())
+            .map(|route| route.service.as_str())
+            .collect();
+        let services = services::check_services(&document.services, &retried, &mut issues);
         let context = routes::Context {
             services: &services,
             declared_services: &document.services,

@@ -71,19 +71,36 @@ pub enum Event {
         error: String,
         kept_previous: bool,
     },
+    /// Passive health took a target out of service in this isolate.
+    TargetEjected {
+        service: String,
+        target: String,
+        for_ms: u64,
+        /// Ejections in a row, this one included.
+        ejections: u32,
+    },
+    /// A target is back in service in this isolate: its trial request
+    /// succeeded (`trial`).
+    TargetRestored {
+        service: String,
+        target: String,
+        by: &'static str,
+    },
 }
 
 impl Event {
     pub fn level(&self) -> Level {
         match self {
             Event::Request(log) if log.status >= 500 => Level::Error,
-            Event::Request(_) | Event::ConfigLoaded { .. } | Event::JwksFetched { .. } => {
-                Level::Info
-            }
+            Event::Request(_)
+            | Event::ConfigLoaded { .. }
+            | Event::JwksFetched { .. }
+            | Event::TargetRestored { .. } => Level::Info,
             Event::ConfigRefused { .. }
             | Event::ConfigMissing
             | Event::CacheFailed { .. }
-            | Event::RatePlanRefused { .. } => Level::Warn,
+            | Event::RatePlanRefused { .. }
+            | Event::TargetEjected { .. } => Level::Warn,
             Event::ConfigReadFailed { .. }
             | Event::JwksFetchFailed { .. }
             | Event::RateLimitUnavailable { .. } => Level::Error,

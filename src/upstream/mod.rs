@@ -1,34 +1,45 @@
 //! Upstreams as data: what stands behind a service, how the target of one
 //! request is chosen, and how it is called.
 //!
-//! A service's [`Upstream`] is one origin today. Balanced sets of targets
-//! (with health and retries) and aggregates of several services are new
-//! variants of it, each with its own module beside [`single`]; the
-//! pipeline's upstream phase only ever asks [`Upstream::choose`] for a
-//! target (pingora's `upstream_peer`) and [`single::send`] to call it.
+//! A service's [`Upstream`] is one origin ([`single`]: one call with the
+//! always-safe retry) or a balanced set of targets ([`balanced`]: the
+//! choice, [`attempts`]: the tries, with [`retry`] policies and budgets,
+//! [`outlier`] passive health, [`pick`] algorithms, [`hash`] rings and
+//! [`geo`] places). Aggregates of several
+//! services will be a third variant. Whatever the variant, a target is
+//! chosen in one place only, [`Upstream::choose`] (pingora's
+//! `upstream_peer`); what an isolate knows about targets between requests
+//! lives in [`state::Balancers`].
 //!
 //! Nothing here decides policy about the client (auth, limits, CORS), and
 //! nothing here tells the client where a service lives: errors name
 //! targets only for the log.
 
 use std::fmt;
+use std::rc::Rc;
 
 use http::uri::{Authority, Scheme};
 
-use crate::error::GatewayError;
-
+pub mod attempts;
+pub mod balanced;
 pub mod geo;
 pub mod hash;
 pub mod outlier;
 pub mod pick;
 pub mod retry;
 pub mod single;
+pub mod state;
+
+pub use balanced::{Balanced, ChoiceInput, Chosen, NoHealthyTarget};
+pub use state::Balancers;
 
 /// What serves a service's requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Upstream {
-    /// One origin.
+    /// One origin, nothing to choose or keep: the cheap case.
     Single(Origin),
+    /// Several targets, or one with retries or health checks.
+    Balanced(Rc<Balanced>),
 }
 
 /// Where a service lives: scheme, authority and an optional base path that
@@ -42,13 +53,15 @@ pub struct Origin {
 }
 
 impl Upstream {
-    /// The target for this request. With one origin there is no choice to
-    /// make; balanced upstreams choose here (by load, health, hash or
-    /// region) and may refuse when no target is healthy.
-    pub fn choose(&self) -> Result<&Origin, GatewayError> {
-        match self {
-            Upstream::Single(origin) => Ok(origin),
-        }
+    /// Every origin that may serve requests, in config order.
+    pub fn origins(&self) -> impl Iterator<Item = &Origin> {
+        let (single, balanced) = match self {
+            Upstream::Single(origin) => (Some(origin), None),
+            Upstream::Balanced(balanced) => (None, Some(&balanced.targets)),
+        };
+        single
+            .into_iter()
+            .chain(balanced.into_iter().flatten().map(|target| &target.origin))
     }
 }
 
@@ -56,6 +69,15 @@ impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Upstream::Single(origin) => origin.fmt(f),
+            Upstream::Balanced(balanced) => {
+                for (index, target) in balanced.targets.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{} (weight {})", target.origin, target.weight)?;
+                }
+                Ok(())
+            }
         }
     }
 }

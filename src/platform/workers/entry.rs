@@ -1,5 +1,6 @@
 //! The Worker's entry points. One [`Gateway`] lives per isolate, so the
-//! configuration cache survives between requests.
+//! configuration cache and what the isolate knows about targets survive
+//! between requests.
 
 use std::net::IpAddr;
 
@@ -9,6 +10,8 @@ use super::WorkersPlatform;
 use super::convert;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, Inbound};
+use crate::pipeline::Locator;
+use crate::upstream::geo::Location;
 
 thread_local! {
     static GATEWAY: Gateway = Gateway::new();
@@ -19,6 +22,22 @@ thread_local! {
 fn colo(request: &web_sys::Request) -> Option<String> {
     let cf = js_sys::Reflect::get(request, &"cf".into()).ok()?;
     js_sys::Reflect::get(&cf, &"colo".into()).ok()?.as_string()
+}
+
+/// Where the caller is (`request.cf`): read only when a balanced service
+/// prefers nearby targets, for the same reason.
+fn location(request: &web_sys::Request) -> Location {
+    let cf = js_sys::Reflect::get(request, &"cf".into()).ok();
+    let field = |name: &str| {
+        cf.as_ref()
+            .and_then(|cf| js_sys::Reflect::get(cf, &name.into()).ok())
+            .and_then(|value| value.as_string())
+    };
+    Location {
+        continent: field("continent"),
+        country: field("country"),
+        colo: field("colo"),
+    }
 }
 
 #[event(start)]
@@ -49,6 +68,10 @@ async fn fetch(
             if platform.has_analytics() {
                 inbound.colo = colo(raw);
             }
+            // Another handle on the same object (`Clone`), not the body-
+            // teeing `Request.clone()` of the Fetch API.
+            let located: web_sys::Request = Clone::clone(&request);
+            inbound.locator = Some(Locator::new(move || location(&located)));
             gateway.handle(&platform, inbound).await
         }
         Err(reason) => gateway.refuse(
