@@ -61,8 +61,8 @@ pub enum GatewayError {
     UpstreamTimeout(Duration),
     #[error("upstream unreachable: {0}")]
     UpstreamUnreachable(String),
-    /// Every target of a balanced service is ejected; `retry_after` in
-    /// seconds.
+    /// Every target of a balanced service is ejected or checked down;
+    /// `retry_after` in seconds.
     #[error("no healthy upstream target (retry after {retry_after} s)")]
     NoHealthyUpstream { retry_after: u64 },
     #[error("internal error: {0}")]

@@ -91,6 +91,11 @@ const INVALID: &[(&str, &str, &str)] = &[
         "services.orders.retry.on",
         "needs 'per_try_timeout_ms'",
     ),
+    (
+        "health-bad-path",
+        "services.orders.health.active.path",
+        "'health' is not a path",
+    ),
     ("not-json", "routes", "EOF while parsing a list"),
     (
         "unsupported-version",
@@ -586,7 +591,8 @@ fn every_balancing_mistake_is_reported_at_its_path_at_once() {
             ],
             "retry": { "statuses": [200], "backoff": { "base_ms": 100, "max_ms": 50 },
                        "budget": { "ratio": 1.5 }, "max_body_bytes": 100000000 },
-            "health": { "passive": { "max_ejected_percent": 0, "consecutive_failures": 0 } }
+            "health": { "passive": { "max_ejected_percent": 0, "consecutive_failures": 0 },
+                        "active": { "path": "/h", "timeout_ms": 0, "unhealthy_threshold": 0 } }
         }),
         serde_json::json!([]),
     ));
@@ -607,6 +613,8 @@ fn every_balancing_mistake_is_reported_at_its_path_at_once() {
             "services.orders.retry.budget.ratio",
             "services.orders.health.passive.consecutive_failures",
             "services.orders.health.passive.max_ejected_percent",
+            "services.orders.health.active.timeout_ms",
+            "services.orders.health.active.unhealthy_threshold",
         ],
         "{found:#?}"
     );

@@ -10,15 +10,17 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use http::HeaderName;
+use http::uri::PathAndQuery;
 
 use super::error::Issues;
 use super::wire::{
-    BalanceAlgorithm, HashOnDocument, PassiveHealthDocument, RetryDocument, RetryOnName,
-    ServiceDocument, TargetDocument,
+    ActiveHealthDocument, BalanceAlgorithm, HashOnDocument, PassiveHealthDocument, RetryDocument,
+    RetryOnName, ServiceDocument, TargetDocument,
 };
 use crate::upstream::balanced::{Algorithm, Balanced, HashOn, Target};
 use crate::upstream::geo::{CONTINENTS, Place, code};
 use crate::upstream::hash::Ring;
+use crate::upstream::health::ActiveHealth;
 use crate::upstream::outlier::PassiveHealth;
 use crate::upstream::retry::{Backoff, BudgetPolicy, RetryMethods, RetryOn, RetryPolicy};
 use crate::upstream::{Origin, Upstream};
@@ -40,6 +42,11 @@ const DEFAULT_BASE_EJECTION_MS: u64 = 30_000;
 const DEFAULT_MAX_EJECTION_MS: u64 = 300_000;
 const MAX_EJECTION_MS: u64 = 3_600_000;
 const DEFAULT_MAX_EJECTED_PERCENT: u32 = 50;
+const DEFAULT_PROBE_TIMEOUT_MS: u64 = 2_000;
+const MAX_PROBE_TIMEOUT_MS: u64 = 60_000;
+const DEFAULT_HEALTHY_THRESHOLD: u32 = 1;
+const DEFAULT_UNHEALTHY_THRESHOLD: u32 = 2;
+const MAX_THRESHOLD: u32 = 100;
 
 /// Whether a service needs a balanced upstream: several targets, or
 /// anything that keeps state (retries, health checks, an algorithm).
@@ -80,11 +87,19 @@ pub(super) fn check_balanced(
         .as_ref()
         .and_then(|retry| check_retry(retry, &format!("{at}.retry"), issues))
         .map(Rc::new);
-    let passive = document
-        .health
-        .as_ref()
-        .and_then(|health| health.passive.as_ref())
-        .and_then(|p| check_passive(p, &format!("{at}.health.passive"), issues));
+    let (passive, active) = match &document.health {
+        Some(health) => (
+            health
+                .passive
+                .as_ref()
+                .and_then(|p| check_passive(p, &format!("{at}.health.passive"), issues)),
+            health
+                .active
+                .as_ref()
+                .and_then(|a| check_active(a, &format!("{at}.health.active"), issues)),
+        ),
+        None => (None, None),
+    };
     if issues.len() != before || targets.is_empty() {
         return None;
     }
@@ -103,6 +118,7 @@ pub(super) fn check_balanced(
         ring,
         retry,
         passive,
+        active,
         slot,
     })))
 }
@@ -415,5 +431,58 @@ fn check_passive(
         base_ejection: Duration::from_millis(base),
         max_ejection: Duration::from_millis(max),
         max_ejected_percent: percent,
+    })
+}
+
+fn check_active(
+    document: &ActiveHealthDocument,
+    at: &str,
+    issues: &mut Issues,
+) -> Option<ActiveHealth> {
+    let before = issues.len();
+    if !document.path.starts_with('/')
+        || document.path.contains('#')
+        || PathAndQuery::try_from(document.path.as_str()).is_err()
+    {
+        issues.push(
+            format!("{at}.path"),
+            format!(
+                "'{}' is not a path: start with '/', no fragment",
+                document.path
+            ),
+        );
+    }
+    let timeout_ms = document.timeout_ms.unwrap_or(DEFAULT_PROBE_TIMEOUT_MS);
+    if !(1..=MAX_PROBE_TIMEOUT_MS).contains(&timeout_ms) {
+        issues.push(
+            format!("{at}.timeout_ms"),
+            format!("1 to {MAX_PROBE_TIMEOUT_MS} milliseconds, got {timeout_ms}"),
+        );
+    }
+    let mut threshold = |value: Option<u32>, default: u32, field: &str| {
+        let value = value.unwrap_or(default);
+        if !(1..=MAX_THRESHOLD).contains(&value) {
+            issues.push(
+                format!("{at}.{field}"),
+                format!("1 to {MAX_THRESHOLD} probes, got {value}"),
+            );
+        }
+        value
+    };
+    let healthy_threshold = threshold(
+        document.healthy_threshold,
+        DEFAULT_HEALTHY_THRESHOLD,
+        "healthy_threshold",
+    );
+    let unhealthy_threshold = threshold(
+        document.unhealthy_threshold,
+        DEFAULT_UNHEALTHY_THRESHOLD,
+        "unhealthy_threshold",
+    );
+    (issues.len() == before).then(|| ActiveHealth {
+        path: document.path.clone(),
+        timeout: Duration::from_millis(timeout_ms),
+        healthy_threshold,
+        unhealthy_threshold,
     })
 }

@@ -211,6 +211,7 @@ pub struct BudgetDocument {
 #[serde(deny_unknown_fields)]
 pub struct ServiceHealthDocument {
     pub passive: Option<PassiveHealthDocument>,
+    pub active: Option<ActiveHealthDocument>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,6 +221,15 @@ pub struct PassiveHealthDocument {
     pub base_ejection_ms: Option<u64>,
     pub max_ejection_ms: Option<u64>,
     pub max_ejected_percent: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveHealthDocument {
+    pub path: String,
+    pub timeout_ms: Option<u64>,
+    pub healthy_threshold: Option<u32>,
+    pub unhealthy_threshold: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -80,12 +80,20 @@ pub enum Event {
         ejections: u32,
     },
     /// A target is back in service in this isolate: its trial request
-    /// succeeded (`trial`).
+    /// succeeded (`trial`) or the scheduled check saw it answer (`check`).
     TargetRestored {
         service: String,
         target: String,
         by: &'static str,
     },
+    /// The scheduled health check ran and stored its results.
+    HealthChecked {
+        targets: usize,
+        /// `service target` of each target it has down.
+        down: Vec<String>,
+    },
+    /// The scheduled health check could not run or store its results.
+    HealthCheckFailed { error: String },
 }
 
 impl Event {
@@ -96,12 +104,15 @@ impl Event {
             | Event::ConfigLoaded { .. }
             | Event::JwksFetched { .. }
             | Event::TargetRestored { .. } => Level::Info,
+            Event::HealthChecked { down, .. } if down.is_empty() => Level::Info,
             Event::ConfigRefused { .. }
             | Event::ConfigMissing
             | Event::CacheFailed { .. }
             | Event::RatePlanRefused { .. }
-            | Event::TargetEjected { .. } => Level::Warn,
+            | Event::TargetEjected { .. }
+            | Event::HealthChecked { .. } => Level::Warn,
             Event::ConfigReadFailed { .. }
+            | Event::HealthCheckFailed { .. }
             | Event::JwksFetchFailed { .. }
             | Event::RateLimitUnavailable { .. } => Level::Error,
         }

@@ -41,7 +41,8 @@ use crate::upstream::balanced::{Balanced, ChoiceInput, HashOn};
 use crate::upstream::hash::hash_bytes;
 use crate::upstream::outlier::HealthChange;
 use crate::upstream::retry::{self, RetryPolicy};
-use crate::upstream::{Origin, Upstream, single};
+use crate::upstream::state::HealthRead;
+use crate::upstream::{Origin, Upstream, health, single};
 
 /// Send the request upstream; the upstream's response.
 pub async fn run<P: Platform>(
@@ -92,6 +93,9 @@ async fn send_balanced<'u, P: Platform>(
     route: &'u Route,
     balanced: &'u Balanced,
 ) -> Answer<'u, P::Stream> {
+    if balanced.active.is_some() {
+        read_health(isolate, platform, config).await;
+    }
     let policy = route.retry.as_deref().unwrap_or(&retry::FLOOR);
     let replay = match keep_for_retry(platform, ctx, policy).await {
         Ok(replay) => replay,
@@ -217,6 +221,37 @@ fn hash_key<S>(on: &HashOn, ctx: &RequestCtx<S>) -> Option<u64> {
     }
 }
 
+/// Keep the scheduled health check's results fresh: read them before the
+/// first choice in this isolate, then in the background each time the
+/// config would be checked.
+async fn read_health<P: Platform>(isolate: &Rc<Isolate>, platform: &P, config: &Config) {
+    let now = platform.now();
+    match isolate.balancers.health_read(now, config.settings.refresh) {
+        HealthRead::NotDue => {}
+        HealthRead::First => {
+            isolate.balancers.health_reading(now);
+            let document = health::read(platform).await;
+            let changes = isolate.balancers.health_read_done(document, platform.now());
+            for (service, target, change) in &changes {
+                log_change(platform, service, target, *change);
+            }
+        }
+        HealthRead::Refresh => {
+            isolate.balancers.health_reading(now);
+            let (isolate, background) = (Rc::clone(isolate), platform.clone());
+            platform.wait_until(async move {
+                let document = health::read(&background).await;
+                let changes = isolate
+                    .balancers
+                    .health_read_done(document, background.now());
+                for (service, target, change) in &changes {
+                    log_change(&background, service, target, *change);
+                }
+            });
+        }
+    }
+}
+
 fn log_change(platform: &impl LogSink, service: &str, target: &str, change: HealthChange) {
     let event = match change {
         HealthChange::Ejected { for_ms, ejections } => Event::TargetEjected {
@@ -230,7 +265,6 @@ fn log_change(platform: &impl LogSink, service: &str, target: &str, change: Heal
             target: target.to_owned(),
             by: "trial",
         },
-        // Scheduled health checks are not run yet.
         HealthChange::RestoredByCheck => Event::TargetRestored {
             service: service.to_owned(),
             target: target.to_owned(),

@@ -3,8 +3,8 @@
 //! of the target for one try.
 //!
 //! A choice goes in three steps. First the targets that may take the
-//! request: not ejected by passive health (a half-open target may take
-//! one trial request), and not the
+//! request: not down by the scheduled health check, not ejected by passive
+//! health (a half-open target may take one trial request), and not the
 //! target the previous try of this request went to, when there is another.
 //! Then, for a service whose targets say where they are, the nearest of
 //! those to the caller (same country, else same continent, else all).
@@ -21,6 +21,7 @@ use http::HeaderName;
 
 use super::geo::{Location, Nearness, Place};
 use super::hash::Ring;
+use super::health::{ActiveHealth, CHECKED_DOWN_RETRY_AFTER};
 use super::outlier::{Availability, HealthChange, PassiveHealth};
 use super::pick::{self, Candidate};
 use super::retry::RetryPolicy;
@@ -46,6 +47,7 @@ pub struct Balanced {
     /// The service's retry policy; `None`: the always-safe retry only.
     pub retry: Option<Rc<RetryPolicy>>,
     pub passive: Option<PassiveHealth>,
+    pub active: Option<ActiveHealth>,
     /// Where the isolate keeps this service's state (its position among
     /// the config's balanced services).
     pub slot: usize,
@@ -141,10 +143,11 @@ impl Balanced {
         let now = input.now;
         let mut candidates: Vec<Candidate> = Vec::with_capacity(self.targets.len());
         for ((target, target_state), index) in self.targets.iter().zip(&state.targets).zip(0u32..) {
-            let available = matches!(
-                target_state.outlier.borrow().availability(now),
-                Availability::Open | Availability::HalfOpen
-            );
+            let available = !target_state.checked_down(now)
+                && matches!(
+                    target_state.outlier.borrow().availability(now),
+                    Availability::Open | Availability::HalfOpen
+                );
             if available {
                 candidates.push(Candidate {
                     index,
@@ -243,16 +246,17 @@ impl Balanced {
     }
 
     /// The refusal when nothing may take the request: retry when the first
-    /// ejection ends.
+    /// ejection ends, or after the next scheduled check.
     fn no_healthy_target(&self, state: &ServiceState, now: UnixMillis) -> NoHealthyTarget {
         let soonest = state
             .targets
             .iter()
+            .filter(|target| !target.checked_down(now))
             .filter_map(|target| target.outlier.borrow().ejected_until())
             .map(|until| until.millis_since(now).div_ceil(1000).max(1))
             .min();
         NoHealthyTarget {
-            retry_after: soonest.unwrap_or(1),
+            retry_after: soonest.unwrap_or(CHECKED_DOWN_RETRY_AFTER),
         }
     }
 

@@ -4,8 +4,8 @@
 //! A service's [`Upstream`] is one origin ([`single`]: one call with the
 //! always-safe retry) or a balanced set of targets ([`balanced`]: the
 //! choice, [`attempts`]: the tries, with [`retry`] policies and budgets,
-//! [`outlier`] passive health, [`pick`] algorithms, [`hash`] rings and
-//! [`geo`] places). Aggregates of several
+//! [`outlier`] passive health and [`health`] scheduled checks, [`pick`]
+//! algorithms, [`hash`] rings and [`geo`] places). Aggregates of several
 //! services will be a third variant. Whatever the variant, a target is
 //! chosen in one place only, [`Upstream::choose`] (pingora's
 //! `upstream_peer`); what an isolate knows about targets between requests
@@ -24,6 +24,7 @@ pub mod attempts;
 pub mod balanced;
 pub mod geo;
 pub mod hash;
+pub mod health;
 pub mod outlier;
 pub mod pick;
 pub mod retry;

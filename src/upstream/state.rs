@@ -1,7 +1,7 @@
 //! What one isolate knows about its balanced services' targets: requests
-//! in flight, round-robin scores, passive health, retry budgets, and the
-//! random numbers the algorithms draw. It lives in the pipeline's
-//! per-isolate state.
+//! in flight, round-robin scores, passive health, retry budgets, the
+//! scheduled health check's last results, and the random numbers the
+//! algorithms draw. It lives in the pipeline's per-isolate state.
 //!
 //! State belongs to a target (a service's name and a target's URL), not to
 //! a config: when a new config arrives, targets it keeps keep their state
@@ -15,7 +15,8 @@ use std::rc::Rc;
 
 use super::Upstream;
 use super::balanced::Balanced;
-use super::outlier::Outlier;
+use super::health::HealthDocument;
+use super::outlier::{HealthChange, Outlier};
 use super::retry::RetryBudget;
 use crate::config::Config;
 use crate::platform::{Randomness, UnixMillis};
@@ -26,6 +27,7 @@ pub struct Balancers {
     current: RefCell<Option<Rc<Generation>>>,
     /// xorshift64* state, seeded from the platform on first use; 0 until.
     random: Cell<u64>,
+    health: RefCell<HealthView>,
 }
 
 /// The states of one config's balanced services, by slot.
@@ -50,6 +52,33 @@ pub struct TargetState {
     label: Rc<str>,
     pub(super) in_flight: Cell<u32>,
     pub(super) outlier: RefCell<Outlier>,
+    /// Down by the scheduled health check until then (when its result
+    /// would be too old to trust).
+    pub(super) down_until: Cell<Option<UnixMillis>>,
+}
+
+/// The scheduled health check's results as this isolate last read them.
+#[derive(Default)]
+struct HealthView {
+    document: Option<Rc<HealthDocument>>,
+    read_at: Option<UnixMillis>,
+    /// When the read under way began.
+    reading_since: Option<UnixMillis>,
+}
+
+/// A read of the health results that has not finished by then is taken to
+/// have been lost (its request cancelled), and another may start.
+const HEALTH_READ_GIVE_UP: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Whether the health results are due for a read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HealthRead {
+    /// Fresh enough.
+    NotDue,
+    /// Never read in this isolate: read before choosing.
+    First,
+    /// Read again, in the background.
+    Refresh,
 }
 
 impl TargetState {
@@ -58,6 +87,7 @@ impl TargetState {
             label,
             in_flight: Cell::new(0),
             outlier: RefCell::default(),
+            down_until: Cell::new(None),
         }
     }
 
@@ -68,6 +98,11 @@ impl TargetState {
     /// Requests to it in flight from this isolate.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.get()
+    }
+
+    /// Whether the scheduled health check has it down now.
+    pub fn checked_down(&self, now: UnixMillis) -> bool {
+        self.down_until.get().is_some_and(|until| now < until)
     }
 }
 
@@ -160,10 +195,14 @@ impl Balancers {
                 Rc::new(state)
             })
             .collect();
-        Generation {
+        let generation = Generation {
             generation: config.generation,
             services,
+        };
+        if let Some(document) = self.health.borrow().document.as_deref() {
+            apply_health(&generation, document, None);
         }
+        generation
     }
 
     /// A random number from the isolate's generator, seeded from the
@@ -180,6 +219,53 @@ impl Balancers {
         x ^= x >> 27;
         self.random.set(x);
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Whether the health results should be read now.
+    pub fn health_read(&self, now: UnixMillis, every: std::time::Duration) -> HealthRead {
+        let view = self.health.borrow();
+        let reading = view
+            .reading_since
+            .is_some_and(|since| now.since(since) < HEALTH_READ_GIVE_UP);
+        match view.read_at {
+            _ if reading => HealthRead::NotDue,
+            None => HealthRead::First,
+            Some(at) if now.since(at) >= every => HealthRead::Refresh,
+            Some(_) => HealthRead::NotDue,
+        }
+    }
+
+    /// A read of the health results is under way.
+    pub fn health_reading(&self, now: UnixMillis) {
+        self.health.borrow_mut().reading_since = Some(now);
+    }
+
+    /// The health results as read at `now` (`None`: none stored or the
+    /// read failed; what was known stays). Returns what changed, for the
+    /// log: targets brought back by a passing check.
+    pub fn health_read_done(
+        &self,
+        document: Option<HealthDocument>,
+        now: UnixMillis,
+    ) -> Vec<(Rc<str>, Rc<str>, HealthChange)> {
+        let document = {
+            let mut view = self.health.borrow_mut();
+            view.reading_since = None;
+            view.read_at = Some(now);
+            match document {
+                Some(document) => {
+                    let document = Rc::new(document);
+                    view.document = Some(Rc::clone(&document));
+                    document
+                }
+                None => return Vec::new(),
+            }
+        };
+        let current = self.current.borrow().clone();
+        match current {
+            Some(generation) => apply_health(&generation, &document, Some(now)),
+            None => Vec::new(),
+        }
     }
 }
 
@@ -202,4 +288,35 @@ fn fresh_service(
         round_robin: RefCell::new(vec![0; balanced.targets.len()]),
         budget: RefCell::default(),
     }
+}
+
+/// Mark targets down (or up) as the health results say. With `now`, a
+/// target the check saw answer after its passive ejection began is let
+/// back in at once.
+fn apply_health(
+    generation: &Generation,
+    document: &HealthDocument,
+    now: Option<UnixMillis>,
+) -> Vec<(Rc<str>, Rc<str>, HealthChange)> {
+    let mut changes = Vec::new();
+    let trusted_until = document.trusted_until();
+    let checked_at = UnixMillis(document.checked_at);
+    for service in &generation.services {
+        for target in &service.targets {
+            match document.target(&service.name, &target.label) {
+                Some(health) if !health.up => target.down_until.set(Some(trusted_until)),
+                Some(_) => {
+                    target.down_until.set(None);
+                    if let Some(now) = now
+                        && let Some(change) =
+                            target.outlier.borrow_mut().checked_up(checked_at, now)
+                    {
+                        changes.push((Rc::clone(&service.name), Rc::clone(&target.label), change));
+                    }
+                }
+                None => target.down_until.set(None),
+            }
+        }
+    }
+    changes
 }

@@ -49,6 +49,7 @@ test("the schema rejects the invalid fixtures it can express", () => {
     "balance-url-and-targets",
     "balance-bad-continent",
     "retry-bad-attempts",
+    "health-bad-path",
   ];
   for (const name of structural) {
     assert.equal(validate(fixture(`invalid/${name}.json`)), false, `${name} passed the schema`);

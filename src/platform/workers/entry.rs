@@ -1,17 +1,21 @@
-//! The Worker's entry points. One [`Gateway`] lives per isolate, so the
-//! configuration cache and what the isolate knows about targets survive
-//! between requests.
+//! The Worker's entry points: the fetch handler, and the Cron Trigger's
+//! scheduled handler that runs balanced services' health checks. One
+//! [`Gateway`] lives per isolate, so the configuration cache and what the
+//! isolate knows about targets survive between requests.
 
 use std::net::IpAddr;
 
-use worker::{Context, Env, event};
+use worker::{Context, Env, ScheduleContext, ScheduledEvent, event};
 
 use super::WorkersPlatform;
 use super::convert;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, Inbound};
+use crate::observe::events::Event;
 use crate::pipeline::Locator;
+use crate::platform::LogSink;
 use crate::upstream::geo::Location;
+use crate::upstream::health;
 
 thread_local! {
     static GATEWAY: Gateway = Gateway::new();
@@ -86,5 +90,18 @@ async fn fetch(
             let fallback = gateway.refuse(&platform, &raw.method(), GatewayError::Internal(reason));
             convert::client_response(fallback).map_err(worker::Error::RustError)
         }
+    }
+}
+
+/// The Cron Trigger (`[triggers] crons` in wrangler.toml): probe every
+/// target of the services with `health.active` and store the results in
+/// KV, where isolates read them with their config.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let platform = WorkersPlatform::new(env, None);
+    if let Err(error) = health::check_all(&platform).await {
+        platform.log(&Event::HealthCheckFailed {
+            error: error.to_string(),
+        });
     }
 }
