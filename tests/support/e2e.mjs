@@ -26,7 +26,7 @@ export async function startE2E(options) {
   }
 }
 
-async function startStack({ name, configure = () => {}, vars = {} }, closers) {
+async function startStack({ name, configure = () => {}, vars = {}, wranglerArgs = [] }, closers) {
   const work = path.join(ROOT, "target/e2e", name);
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
@@ -73,6 +73,7 @@ async function startStack({ name, configure = () => {}, vars = {} }, closers) {
       logFile: log,
       config: wranglerConfig,
       vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET, PORTICO_ADMIN_TOKEN: ADMIN_TOKEN, ...vars },
+      args: wranglerArgs,
     });
   let gateway = await launch();
   return {
