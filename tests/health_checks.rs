@@ -119,8 +119,31 @@ fn the_check_probes_each_targets_health_path_and_stores_results_next_to_the_conf
     assert!(stored.target("users", "http://127.0.0.1:9101").is_none());
     assert!(harness.platform.events().iter().any(|event| matches!(
         event,
-        Event::HealthChecked { targets: 3, down } if down.is_empty()
+        Event::HealthChecked { targets: 3, down, stored: true } if down.is_empty()
     )));
+}
+
+#[test]
+fn unchanged_results_are_stored_only_every_few_minutes() {
+    let harness = harness(active());
+    check(&harness);
+    assert_eq!(harness.platform.kv_writes(), 1);
+    harness.platform.advance(Duration::from_secs(60));
+    check(&harness);
+    harness.platform.advance(Duration::from_secs(60));
+    check(&harness);
+    assert_eq!(harness.platform.kv_writes(), 1, "nothing changed");
+    harness.platform.remove_origin(C);
+    harness.platform.advance(Duration::from_secs(60));
+    check(&harness);
+    assert_eq!(harness.platform.kv_writes(), 2, "a failure counts");
+    harness.platform.add_origin(C, echo_origin("orders-c"));
+    harness.platform.advance(Duration::from_secs(60));
+    check(&harness);
+    assert_eq!(harness.platform.kv_writes(), 3, "and its end too");
+    harness.platform.advance(health::REWRITE_AFTER);
+    check(&harness);
+    assert_eq!(harness.platform.kv_writes(), 4, "due again");
 }
 
 #[test]
@@ -165,12 +188,13 @@ fn a_target_the_check_has_down_gets_no_request_until_it_passes_again() {
 }
 
 #[test]
-fn a_passing_check_brings_back_a_target_passive_health_ejected() {
+fn stored_results_from_after_an_ejection_bring_the_target_back() {
     let mut health = active();
     health["passive"] = json!({ "consecutive_failures": 1, "base_ejection_ms": 600000,
                                 "max_ejection_ms": 600000 });
     let harness = harness(health);
     check(&harness);
+    harness.platform.advance(Duration::from_secs(1));
     harness.platform.remove_origin(A);
     // The first request goes to A, fails, and is retried on B (the
     // always-safe retry): A is ejected for ten minutes.
@@ -183,21 +207,34 @@ fn a_passing_check_brings_back_a_target_passive_health_ejected() {
             .any(|e| matches!(e, Event::TargetEjected { .. }))
     );
     harness.platform.add_origin(A, echo_origin("orders-a"));
-    harness.platform.advance(Duration::from_secs(1));
-    check(&harness);
-    harness.platform.advance(REFRESH);
-    get_orders(&harness, 1);
-    harness.platform.run_background();
-    assert!(
+    let restored = |harness: &Harness| {
         harness
             .platform
             .events()
             .iter()
             .any(|e| matches!(e, Event::TargetRestored { by: "check", .. }))
-    );
+    };
+
+    // A check that changes nothing stores nothing: what isolates read
+    // predates the ejection, and does not end it.
+    harness.platform.advance(Duration::from_secs(60));
+    check(&harness);
+    get_orders(&harness, 1);
+    harness.platform.run_background();
+    assert!(!restored(&harness));
+
+    // The next stored results come from after the ejection.
+    harness.platform.advance(health::REWRITE_AFTER);
+    check(&harness);
+    get_orders(&harness, 1);
+    harness.platform.run_background();
+    assert!(restored(&harness));
     let before = requests_to(&harness, A);
-    get_orders(&harness, 6);
-    assert_eq!(requests_to(&harness, A) - before, 2);
+    get_orders(&harness, 12);
+    assert!(
+        requests_to(&harness, A) - before >= 3,
+        "A takes about a third again"
+    );
 }
 
 #[test]

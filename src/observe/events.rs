@@ -91,6 +91,9 @@ pub enum Event {
         targets: usize,
         /// `service target` of each target it has down.
         down: Vec<String>,
+        /// Whether the results were written (unchanged ones are written
+        /// only every few minutes).
+        stored: bool,
     },
     /// The scheduled health check could not run or store its results.
     HealthCheckFailed { error: String },

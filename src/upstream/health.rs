@@ -13,6 +13,11 @@
 //! Results older than [`STALE_AFTER`] are not trusted: if the checks stop
 //! running, no target stays down for good.
 //!
+//! KV writes are counted (a free plan allows 1,000 a day), so the check
+//! stores its results only when a target's state or counts change, or when
+//! the stored ones are [`REWRITE_AFTER`] old: every four minutes when
+//! nothing happens, which keeps them well inside [`STALE_AFTER`].
+//!
 //! Which targets to probe, what a probe's result means and the next
 //! document are pure functions; [`check_all`] only adds the I/O, through
 //! the platform seam.
@@ -36,7 +41,10 @@ use crate::platform::{
 pub const HEALTH_KEY: &str = "health";
 
 /// How long a check's results are trusted.
-pub const STALE_AFTER: Duration = Duration::from_secs(300);
+pub const STALE_AFTER: Duration = Duration::from_secs(600);
+
+/// Unchanged results are stored again once the stored ones are this old.
+pub const REWRITE_AFTER: Duration = Duration::from_secs(240);
 
 /// How long a client is told to wait when the check has every target down
 /// (the Cron Trigger runs every minute).
@@ -86,6 +94,29 @@ impl HealthDocument {
     /// Until when its results may be believed.
     pub fn trusted_until(&self) -> UnixMillis {
         UnixMillis(self.checked_at).plus(STALE_AFTER)
+    }
+
+    /// Whether `other` says the same of every target (up or down, and the
+    /// counts towards the thresholds), whatever the statuses and times.
+    pub fn same_states(&self, other: &HealthDocument) -> bool {
+        let states = |document: &HealthDocument| {
+            document
+                .services
+                .iter()
+                .flat_map(|(service, targets)| {
+                    targets.iter().map(move |(target, health)| {
+                        (
+                            service.clone(),
+                            target.clone(),
+                            health.up,
+                            health.passes,
+                            health.failures,
+                        )
+                    })
+                })
+                .collect::<Vec<_>>()
+        };
+        states(self) == states(other)
     }
 
     /// The targets it has down, as `service target` lines (for the log).
@@ -161,7 +192,8 @@ pub fn plan(config: &Config) -> Vec<Probe> {
 }
 
 /// The results after `results`, from the previous ones. A target seen for
-/// the first time starts up; targets no longer probed are dropped.
+/// the first time starts up; targets no longer probed are dropped. Counts
+/// stop at their thresholds: past them they change nothing.
 pub fn next_document(
     previous: Option<&HealthDocument>,
     results: &[(Probe, ProbeResult)],
@@ -178,9 +210,9 @@ pub fn next_document(
             None => (true, now.0, 0, 0),
         };
         let (passes, failures) = if result.passed() {
-            (passes.saturating_add(1), 0)
+            (passes.saturating_add(1).min(probe.healthy_threshold), 0)
         } else {
-            (0, failures.saturating_add(1))
+            (0, failures.saturating_add(1).min(probe.unhealthy_threshold))
         };
         if up && failures >= probe.unhealthy_threshold {
             up = false;
@@ -228,8 +260,9 @@ pub async fn read<P: KvStore>(platform: &P) -> Option<HealthDocument> {
 }
 
 /// Run the scheduled check: probe every target whose service asks for it
-/// and store the results. Does nothing (and stores nothing) when the config
-/// is missing, invalid or asks for no checks.
+/// and store the results if they changed (or are due to be stored again).
+/// Does nothing (and stores nothing) when the config is missing, invalid
+/// or asks for no checks.
 pub async fn check_all<P>(platform: &P) -> Result<Option<HealthDocument>, PlatformError>
 where
     P: Clock + KvStore + HttpClient + LogSink,
@@ -257,15 +290,23 @@ where
         (probe, result)
     }))
     .await;
-    let document = next_document(previous.as_ref(), &results, platform.now());
-    let text = serde_json::to_string(&document)
-        .map_err(|e| PlatformError(format!("health results: {e}")))?;
-    platform
-        .put_text(KvNamespace::Config, HEALTH_KEY, &text)
-        .await?;
+    let now = platform.now();
+    let document = next_document(previous.as_ref(), &results, now);
+    let unchanged = previous.as_ref().is_some_and(|previous| {
+        previous.same_states(&document)
+            && now.since(UnixMillis(previous.checked_at)) < REWRITE_AFTER
+    });
+    if !unchanged {
+        let text = serde_json::to_string(&document)
+            .map_err(|e| PlatformError(format!("health results: {e}")))?;
+        platform
+            .put_text(KvNamespace::Config, HEALTH_KEY, &text)
+            .await?;
+    }
     platform.log(&Event::HealthChecked {
         targets: results.len(),
         down: document.down(),
+        stored: !unchanged,
     });
     Ok(Some(document))
 }
@@ -322,6 +363,10 @@ mod tests {
         let a = fourth.target("orders", "http://a:1").unwrap();
         assert!(a.up);
         assert_eq!((a.since, a.passes, a.failures), (4, 2, 0));
+        let fifth = run(Some(&fourth), ProbeResult::Status(200), 5);
+        assert_eq!(fifth.target("orders", "http://a:1").unwrap().passes, 2);
+        assert!(fifth.same_states(&fourth), "counts stop at the thresholds");
+        assert!(!fourth.same_states(&third));
     }
 
     #[test]
