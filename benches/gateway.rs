@@ -1,7 +1,8 @@
 //! The gateway's own CPU per request, natively: the whole pipeline on the
 //! in-memory platform (routing only, warm API key with a rate-limit
-//! decision, JWT cached and not), route matching on large tables, and the
-//! rate-limit decision itself. `cargo bench`, or `make bench`.
+//! decision, JWT cached and not), route matching on large tables, the
+//! rate-limit decision itself, and choosing a target among 100 for each
+//! balancing algorithm. `cargo bench`, or `make bench`.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
@@ -105,6 +106,64 @@ mod native {
         group.finish();
     }
 
+    /// One choice (and the end of its lease) among 100 targets, each
+    /// healthy, with the isolate's state warm: what a balanced service adds
+    /// to a request before its first try.
+    pub fn target_choice(c: &mut Criterion) {
+        use portico::config::Config;
+        use portico::platform::UnixMillis;
+        use portico::platform::memory::MemoryPlatform;
+        use portico::upstream::{Balancers, ChoiceInput};
+        use serde_json::json;
+
+        let mut group = c.benchmark_group("upstream_choose_100_targets");
+        let targets: Vec<serde_json::Value> = (0..100)
+            .map(|i| json!({ "url": format!("http://10.0.{}.{}:8080", i / 250, i % 250), "weight": 1 + i % 3 }))
+            .collect();
+        for (name, extra) in [
+            ("round_robin", json!({})),
+            ("random", json!({ "algorithm": "random" })),
+            ("least_request", json!({ "algorithm": "least_request" })),
+            (
+                "consistent_hash",
+                json!({ "algorithm": "consistent_hash", "hash_on": "ip" }),
+            ),
+        ] {
+            let mut service = json!({ "targets": targets, "health": { "passive": {} } });
+            service
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let config = Config::from_json(
+                &json!({ "version": 1, "services": { "s": service },
+                         "routes": [{ "id": "r", "path": "/*", "service": "s" }] })
+                .to_string(),
+            )
+            .unwrap();
+            let upstream = &config.services[0].upstream;
+            let balancers = Balancers::default();
+            let platform = MemoryPlatform::new();
+            let mut key = 0u64;
+            group.bench_function(name, |b| {
+                b.iter(|| {
+                    key = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    let input = ChoiceInput {
+                        balancers: &balancers,
+                        config: &config,
+                        random: &platform,
+                        now: UnixMillis(1_767_225_600_000),
+                        key: Some(key),
+                        location: None,
+                        avoid: None,
+                    };
+                    let chosen = upstream.choose(&input).unwrap();
+                    black_box(chosen.origin);
+                });
+            });
+        }
+        group.finish();
+    }
+
     pub fn route_matching(c: &mut Criterion) {
         let mut group = c.benchmark_group("route_find");
         for size in [10usize, 1_000, 10_000] {
@@ -133,7 +192,8 @@ criterion::criterion_group!(
     benches,
     native::pipeline,
     native::route_matching,
-    native::rate_limit_decision
+    native::rate_limit_decision,
+    native::target_choice
 );
 #[cfg(not(target_arch = "wasm32"))]
 criterion::criterion_main!(benches);

@@ -72,6 +72,10 @@ pub enum GatewayError {
         legs: Vec<LegProblem>,
         timeout: bool,
     },
+    /// Every target of a balanced service is ejected or checked down;
+    /// `retry_after` in seconds.
+    #[error("no healthy upstream target (retry after {retry_after} s)")]
+    NoHealthyUpstream { retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -96,6 +100,7 @@ impl GatewayError {
             GatewayError::UpstreamUnreachable(_) => ProblemType::UPSTREAM_UNREACHABLE,
             GatewayError::AggregateFailed { timeout: true, .. } => ProblemType::AGGREGATE_TIMEOUT,
             GatewayError::AggregateFailed { .. } => ProblemType::AGGREGATE_FAILED,
+            GatewayError::NoHealthyUpstream { .. } => ProblemType::NO_HEALTHY_UPSTREAM,
             GatewayError::Internal(_) => ProblemType::INTERNAL,
         }
     }
@@ -157,6 +162,9 @@ impl GatewayError {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            GatewayError::NoHealthyUpstream { retry_after } => format!(
+                "No instance of the upstream service is healthy right now; retry in {retry_after} s."
+            ),
             GatewayError::Internal(_) => "The gateway failed to handle this request.".to_owned(),
         };
         let mut problem = Problem::new(self.problem_type(), detail, request_id);
@@ -190,7 +198,8 @@ impl GatewayError {
             }
             GatewayError::RateLimited { retry_after }
             | GatewayError::AuthThrottled { retry_after }
-            | GatewayError::AdminThrottled { retry_after } => {
+            | GatewayError::AdminThrottled { retry_after }
+            | GatewayError::NoHealthyUpstream { retry_after } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
             }
             GatewayError::Forbidden {

@@ -13,8 +13,9 @@ use crate::auth::AuthState;
 use crate::body::Body;
 use crate::error::GatewayError;
 use crate::phases::{log, respond};
-use crate::pipeline::{self, Isolate, RequestCtx};
+use crate::pipeline::{self, Isolate, Locator, RequestCtx};
 use crate::platform::Platform;
+use crate::upstream::geo::Location;
 
 /// A request as the runtime hands it over.
 #[derive(Debug)]
@@ -24,6 +25,9 @@ pub struct Inbound<S> {
     pub client_ip: Option<IpAddr>,
     /// The data centre serving it, if the runtime says (and it was asked).
     pub colo: Option<String>,
+    /// Where the caller is, read only if a balanced service prefers
+    /// nearby targets.
+    pub locator: Option<Locator>,
 }
 
 impl<S> Inbound<S> {
@@ -32,7 +36,14 @@ impl<S> Inbound<S> {
             request,
             client_ip,
             colo: None,
+            locator: None,
         }
+    }
+
+    /// The same request, from a caller at `location`.
+    pub fn located(mut self, location: Location) -> Inbound<S> {
+        self.locator = Some(Locator::known(location));
+        self
     }
 }
 
@@ -68,6 +79,7 @@ impl Gateway {
             platform,
         );
         ctx.client.colo = inbound.colo;
+        ctx.locator = inbound.locator;
         pipeline::serve(&self.isolate, platform, &mut ctx).await
     }
 

@@ -81,6 +81,11 @@ impl ProblemType {
         title: "Upstream service timed out",
         status: StatusCode::GATEWAY_TIMEOUT,
     };
+    pub const NO_HEALTHY_UPSTREAM: ProblemType = ProblemType {
+        slug: "no-healthy-upstream",
+        title: "No healthy upstream target",
+        status: StatusCode::SERVICE_UNAVAILABLE,
+    };
     pub const INTERNAL: ProblemType = ProblemType {
         slug: "internal-error",
         title: "Internal gateway error",
@@ -106,7 +111,7 @@ impl ProblemType {
     };
 
     /// Every problem type, for docs and tests.
-    pub const ALL: [ProblemType; 15] = [
+    pub const ALL: [ProblemType; 16] = [
         Self::NOT_CONFIGURED,
         Self::BAD_REQUEST,
         Self::ROUTE_NOT_FOUND,
@@ -118,6 +123,7 @@ impl ProblemType {
         Self::RATE_LIMIT_UNAVAILABLE,
         Self::UPSTREAM_UNREACHABLE,
         Self::UPSTREAM_TIMEOUT,
+        Self::NO_HEALTHY_UPSTREAM,
         Self::INTERNAL,
         Self::AGGREGATE_FAILED,
         Self::AGGREGATE_TIMEOUT,

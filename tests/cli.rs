@@ -228,6 +228,31 @@ fn explain_shows_route_params_and_upstream() {
 }
 
 #[test]
+fn explain_lists_a_balanced_services_targets() {
+    let output = portico(
+        &[
+            "routes",
+            "explain",
+            "GET",
+            "http://gw.example/api/orders/7",
+            "--config",
+            "fixtures/config/balanced.json",
+        ],
+        None,
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    let report = text(&output);
+    assert!(
+        report.contains("service   orders (http://10.0.1.10:8080 (weight 2), http://10.0.1.11:8080 (weight 2), http://10.0.1.12:8080 (weight 1))"),
+        "{report}"
+    );
+    assert!(
+        report.contains("upstream  GET http://10.0.1.10:8080/orders/7 (the first of 3 targets"),
+        "{report}"
+    );
+}
+
+#[test]
 fn explain_reports_404_and_405_and_exits_1() {
     let output = portico(
         &[

@@ -38,11 +38,16 @@ fn basic_demo_and_full_fixtures_are_valid() {
         "every demo route is protected but the public, cached catalog"
     );
 
+    let balanced = Config::from_json(&fixture("config/balanced.json")).expect("balanced config");
+    assert_eq!(balanced.services.len(), 6);
+
     let full = Config::from_json(&fixture("config/full.json")).expect("full config");
     assert_eq!(full.settings.refresh, Duration::from_secs(30));
     assert_eq!(full.settings.request_id_header.as_str(), "x-correlation-id");
     let legacy = full.service("legacy").unwrap();
-    let origin = legacy.upstream.choose().expect("one origin");
+    let portico::upstream::Upstream::Single(origin) = &legacy.upstream else {
+        panic!("one url makes a single upstream")
+    };
     assert_eq!(origin.base_path, "/legacy");
     let orders = full.service("orders").unwrap();
     assert_eq!(orders.timeout, Duration::from_secs(30), "default timeout");
@@ -62,6 +67,46 @@ fn basic_demo_and_full_fixtures_are_valid() {
 
 /// (fixture, JSON path of the first issue, words its reason must contain)
 const INVALID: &[(&str, &str, &str)] = &[
+    (
+        "balance-zero-weight",
+        "services.orders.targets[1].weight",
+        "weights must be positive",
+    ),
+    (
+        "balance-target-credentials",
+        "services.orders.targets[0].url",
+        "credentials in the URL are not allowed",
+    ),
+    (
+        "balance-url-and-targets",
+        "services.orders",
+        "either 'url' or 'targets', not both",
+    ),
+    (
+        "balance-hash-unknown-param",
+        "routes[0].path",
+        "hashes on the path parameter 'tenant', which '/orders/:id' does not capture",
+    ),
+    (
+        "balance-bad-continent",
+        "services.orders.targets[0].continent",
+        "'Europe' is not a continent code",
+    ),
+    (
+        "retry-bad-attempts",
+        "services.orders.retry.attempts",
+        "1 to 10, got 0",
+    ),
+    (
+        "retry-timeout-without-per-try",
+        "services.orders.retry.on",
+        "needs 'per_try_timeout_ms'",
+    ),
+    (
+        "health-bad-path",
+        "services.orders.health.active.path",
+        "'health' is not a path",
+    ),
     ("not-json", "routes", "EOF while parsing a list"),
     (
         "unsupported-version",
@@ -450,4 +495,139 @@ fn an_ipv6_prefix_needs_an_ip_scope_and_a_prefix_length() {
         ],
         "{error}"
     );
+}
+
+fn service_config(service: serde_json::Value, routes: serde_json::Value) -> String {
+    serde_json::json!({ "version": 1, "services": { "orders": service }, "routes": routes })
+        .to_string()
+}
+
+fn issues(text: &str) -> Vec<String> {
+    Config::from_json(text).unwrap_err().lines()
+}
+
+#[test]
+fn a_url_alone_stays_a_single_upstream_and_anything_balanced_makes_it_balanced() {
+    use portico::upstream::Upstream;
+    let route = serde_json::json!([{ "id": "o", "path": "/o/*", "service": "orders" }]);
+    let single = Config::from_json(&service_config(
+        serde_json::json!({ "url": "http://10.0.0.1" }),
+        route.clone(),
+    ))
+    .unwrap();
+    assert!(matches!(single.services[0].upstream, Upstream::Single(_)));
+    assert!(single.routes[0].retry.is_none());
+    for service in [
+        serde_json::json!({ "url": "http://10.0.0.1", "retry": {} }),
+        serde_json::json!({ "url": "http://10.0.0.1", "health": { "passive": {} } }),
+        serde_json::json!({ "targets": [{ "url": "http://10.0.0.1" }] }),
+    ] {
+        let config = Config::from_json(&service_config(service, route.clone())).unwrap();
+        assert!(matches!(config.services[0].upstream, Upstream::Balanced(_)));
+    }
+    // A route's own retry policy makes its service balanced too.
+    let retried = Config::from_json(&service_config(
+        serde_json::json!({ "url": "http://10.0.0.1" }),
+        serde_json::json!([{ "id": "o", "path": "/o/*", "service": "orders",
+                             "retry": { "attempts": 2 } }]),
+    ))
+    .unwrap();
+    assert!(matches!(
+        retried.services[0].upstream,
+        Upstream::Balanced(_)
+    ));
+    assert_eq!(retried.routes[0].retry.as_ref().unwrap().attempts, 2);
+}
+
+#[test]
+fn a_routes_retry_policy_replaces_the_services() {
+    let config = Config::from_json(&service_config(
+        serde_json::json!({ "targets": [{ "url": "http://10.0.0.1" }], "retry": { "attempts": 4 } }),
+        serde_json::json!([
+            { "id": "a", "path": "/a/*", "service": "orders" },
+            { "id": "b", "path": "/b/*", "service": "orders", "retry": { "attempts": 2 } }
+        ]),
+    ))
+    .unwrap();
+    assert_eq!(config.routes[0].retry.as_ref().unwrap().attempts, 4);
+    assert_eq!(config.routes[1].retry.as_ref().unwrap().attempts, 2);
+}
+
+#[test]
+fn a_hash_key_must_name_something_every_route_to_the_service_has() {
+    let consumer = issues(&service_config(
+        serde_json::json!({ "targets": [{ "url": "http://10.0.0.1" }],
+                            "algorithm": "consistent_hash", "hash_on": "consumer" }),
+        serde_json::json!([{ "id": "o", "path": "/o/*", "service": "orders" }]),
+    ));
+    assert!(
+        consumer[0].starts_with("routes[0].service: service 'orders' hashes on the consumer"),
+        "{consumer:?}"
+    );
+    let tail = Config::from_json(&service_config(
+        serde_json::json!({ "targets": [{ "url": "http://10.0.0.1" }],
+                            "algorithm": "consistent_hash", "hash_on": { "param": "rest" } }),
+        serde_json::json!([{ "id": "o", "path": "/o/*rest", "service": "orders" }]),
+    ));
+    assert!(tail.is_ok(), "a named wildcard is a parameter too");
+    let header = issues(&service_config(
+        serde_json::json!({ "targets": [{ "url": "http://10.0.0.1" }],
+                            "algorithm": "consistent_hash", "hash_on": { "header": "bad header" } }),
+        serde_json::json!([]),
+    ));
+    assert_eq!(
+        header,
+        ["services.orders.hash_on.header: 'bad header' is not a valid header name"]
+    );
+    let missing = issues(&service_config(
+        serde_json::json!({ "targets": [{ "url": "http://10.0.0.1" }], "algorithm": "consistent_hash" }),
+        serde_json::json!([]),
+    ));
+    assert!(missing[0].starts_with("services.orders.hash_on: consistent_hash needs"));
+    let stray = issues(&service_config(
+        serde_json::json!({ "targets": [{ "url": "http://10.0.0.1" }], "hash_on": "ip" }),
+        serde_json::json!([]),
+    ));
+    assert!(stray[0].starts_with("services.orders.hash_on: only a consistent_hash service"));
+}
+
+#[test]
+fn every_balancing_mistake_is_reported_at_its_path_at_once() {
+    let found = issues(&service_config(
+        serde_json::json!({
+            "targets": [
+                { "url": "ftp://10.0.0.1" },
+                { "url": "http://10.0.0.2", "weight": 1001, "country": "Germany" },
+                { "url": "http://10.0.0.2" }
+            ],
+            "retry": { "statuses": [200], "backoff": { "base_ms": 100, "max_ms": 50 },
+                       "budget": { "ratio": 1.5 }, "max_body_bytes": 100000000 },
+            "health": { "passive": { "max_ejected_percent": 0, "consecutive_failures": 0 },
+                        "active": { "path": "/h", "timeout_ms": 0, "unhealthy_threshold": 0 } }
+        }),
+        serde_json::json!([]),
+    ));
+    let paths: Vec<&str> = found
+        .iter()
+        .map(|line| line.split(": ").next().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "services.orders.targets[0].url",
+            "services.orders.targets[1].weight",
+            "services.orders.targets[1].country",
+            "services.orders.targets[2].url",
+            "services.orders.retry.statuses[0]",
+            "services.orders.retry.backoff.max_ms",
+            "services.orders.retry.max_body_bytes",
+            "services.orders.retry.budget.ratio",
+            "services.orders.health.passive.consecutive_failures",
+            "services.orders.health.passive.max_ejected_percent",
+            "services.orders.health.active.timeout_ms",
+            "services.orders.health.active.unhealthy_threshold",
+        ],
+        "{found:#?}"
+    );
+    assert!(found[3].contains("is listed twice"));
 }

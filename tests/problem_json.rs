@@ -103,6 +103,7 @@ fn problem_types_are_stable_and_distinct() {
             "rate-limit-unavailable",
             "upstream-unreachable",
             "upstream-timeout",
+            "no-healthy-upstream",
             "internal-error",
             "aggregate-failed",
             "aggregate-timeout",

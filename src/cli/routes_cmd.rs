@@ -52,7 +52,13 @@ pub(crate) fn run(
 pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
     let mut lines = vec![format!("{method} {uri}")];
     let outcome = route::find(config, method, uri, &HeaderMap::new()).and_then(|routed| {
-        let origin = routed.route.service.upstream.choose()?;
+        let origin = routed
+            .route
+            .service
+            .upstream
+            .origins()
+            .next()
+            .ok_or_else(|| GatewayError::Internal("the service has no origin".to_owned()))?;
         let upstream = forward::upstream_uri(&routed, origin, uri.query())?;
         Ok((routed, upstream))
     });
@@ -87,7 +93,14 @@ pub fn explain(config: &Config, method: &Method, uri: &Uri) -> (String, bool) {
                 "  service   {} ({})",
                 route.service.name, route.service.upstream
             ));
-            lines.push(format!("  upstream  {method} {upstream}"));
+            let targets = route.service.upstream.origins().count();
+            if targets > 1 {
+                lines.push(format!(
+                    "  upstream  {method} {upstream} (the first of {targets} targets; each request's is chosen when it arrives)"
+                ));
+            } else {
+                lines.push(format!("  upstream  {method} {upstream}"));
+            }
             lines.push(format!("  timeout   {} ms", route.timeout.as_millis()));
             lines.extend(policies(config, route));
         }

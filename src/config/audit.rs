@@ -93,8 +93,11 @@ pub fn secret_names(config: &Config) -> Vec<(String, String)> {
 
 /// Whether two routes can send a request to the same path of one service.
 fn same_paths(a: &Route, b: &Route) -> bool {
-    let same_service =
-        Rc::ptr_eq(&a.service, &b.service) && matches!(a.service.upstream, Upstream::Single(_));
+    let same_service = Rc::ptr_eq(&a.service, &b.service)
+        && matches!(
+            a.service.upstream,
+            Upstream::Single(_) | Upstream::Balanced(_)
+        );
     same_service
         && a.transform
             .reach(&a.spec.path)

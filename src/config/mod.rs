@@ -24,10 +24,12 @@ use crate::cors::{CorsPolicy, RouteCors};
 use crate::ratelimit::{Policy, RouteRateLimit};
 use crate::routing::{PathTransform, RouteSpec, RouteTable};
 use crate::upstream::Upstream;
+use crate::upstream::retry::RetryPolicy;
 
 mod aggregate;
 pub mod audit;
 mod auth;
+mod balancing;
 mod cache;
 mod cors;
 pub mod duration;
@@ -174,6 +176,9 @@ pub struct Route {
     pub cache: Option<Rc<CachePolicy>>,
     /// Forward `%2F` and `%5C` in paths (else they are refused with 400).
     pub keep_escaped_slashes: bool,
+    /// The retry policy of a balanced service's requests on this route:
+    /// the route's own, else the service's; `None`: the always-safe retry.
+    pub retry: Option<Rc<RetryPolicy>>,
 }
 
 impl Config {
@@ -210,7 +215,13 @@ impl Config {
         if let Some(defaults) = &document.cache {
             cache::check_defaults(defaults, &mut issues);
         }
-        let services = services::check_services(&document.services, &mut issues);
+        let retried = document
+            .routes
+            .iter()
+            .filter(|route| route.retry.is_some())
+            .filter_map(|route| route.service.as_deref())
+            .collect();
+        let services = services::check_services(&document.services, &retried, &mut issues);
         let context = routes::Context {
             services: &services,
             declared_services: &document.services,

@@ -8,12 +8,15 @@ use std::time::Duration;
 use super::error::{ConfigError, Issues};
 use super::wire::{CacheDocument, RouteDocument, ServiceDocument};
 use super::{
-    NAME_RULE, Route, Service, aggregate, auth, cache, cors, is_name, rate_limit, services,
+    NAME_RULE, Route, Service, aggregate, auth, balancing, cache, cors, is_name, rate_limit,
+    services,
 };
 use crate::cors::CorsPolicy;
 use crate::routing::{
     HostPattern, MethodSet, PathPattern, PathTransform, RouteConflict, RouteSpec, RouteTable,
 };
+use crate::upstream::Upstream;
+use crate::upstream::balanced::HashOn;
 
 /// What routes may refer to.
 pub(super) struct Context<'a> {
@@ -152,6 +155,20 @@ fn check_route(
             issues,
         )
     });
+    if document.retry.is_some() && document.aggregate.is_some() {
+        issues.push(
+            format!("{at}.retry"),
+            "an aggregate's legs are each tried once; 'retry' applies to routes with a 'service'",
+        );
+    }
+    let own_retry = document
+        .retry
+        .as_ref()
+        .and_then(|retry| balancing::check_retry(retry, &format!("{at}.retry"), issues))
+        .map(Rc::new);
+    if let (Some(service), Some(spec)) = (&service, &spec) {
+        check_hash_key(service, spec, document.auth.is_some(), at, issues);
+    }
     let cache = match (&document.cache, &spec) {
         (Some(policy), Some(spec)) => cache::check_route_cache(
             policy,
@@ -166,11 +183,16 @@ fn check_route(
     if issues.len() != before {
         return None;
     }
+    let service = service?;
+    let retry = own_retry.or_else(|| match &service.upstream {
+        Upstream::Balanced(balanced) => balanced.retry.clone(),
+        Upstream::Single(_) | Upstream::Aggregate(_) => None,
+    });
     Some(Route {
         id: document.id.clone(),
         position,
         spec: spec?,
-        service: service?,
+        service,
         transform: transform?,
         timeout,
         auth: route_auth.flatten(),
@@ -178,7 +200,44 @@ fn check_route(
         cors,
         cache,
         keep_escaped_slashes: document.escaped_slashes == Some(super::wire::EscapedSlashes::Keep),
+        retry,
     })
+}
+
+/// A `consistent_hash` service's key must exist on every route to it: a
+/// path parameter its pattern captures, a consumer it authenticates.
+fn check_hash_key(
+    service: &Service,
+    spec: &RouteSpec,
+    authenticated: bool,
+    at: &str,
+    issues: &mut Issues,
+) {
+    let Upstream::Balanced(balanced) = &service.upstream else {
+        return;
+    };
+    match balanced.hash_on() {
+        Some(HashOn::Param(name))
+            if spec.path.param_position(name).is_none()
+                && spec.path.tail_name() != Some(name.as_str()) =>
+        {
+            issues.push(
+                format!("{at}.path"),
+                format!(
+                    "service '{}' hashes on the path parameter '{name}', which '{}' does not capture",
+                    service.name, spec.path
+                ),
+            )
+        }
+        Some(HashOn::Consumer) if !authenticated => issues.push(
+            format!("{at}.service"),
+            format!(
+                "service '{}' hashes on the consumer, and this route has no 'auth' to name one",
+                service.name
+            ),
+        ),
+        _ => {}
+    }
 }
 
 /// What the route matches: path, methods and hosts.

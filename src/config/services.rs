@@ -1,7 +1,7 @@
 //! Checking the `services` section: each becomes an upstream the routes
-//! share by handle.
+//! share by handle (one origin, or a balanced set: [`super::balancing`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use http::uri::{Scheme, Uri};
 
 use super::error::Issues;
 use super::wire::ServiceDocument;
-use super::{NAME_RULE, Service, is_name};
+use super::{NAME_RULE, Service, balancing, is_name};
 use crate::routing::path::normalize_escapes;
 use crate::upstream::{Origin, Upstream};
 
@@ -17,11 +17,15 @@ pub(super) const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 
 /// The usable services, by name; every problem goes to `issues`.
+/// `retried` names the services some route gives a retry policy of its
+/// own (they need a balanced upstream to keep a retry budget in).
 pub(super) fn check_services(
     document: &BTreeMap<String, ServiceDocument>,
+    retried: &HashSet<&str>,
     issues: &mut Issues,
 ) -> BTreeMap<String, Rc<Service>> {
     let mut services = BTreeMap::new();
+    let mut slots = 0;
     for (name, service) in document {
         let at = format!("services.{name}");
         if !is_name(name) {
@@ -34,18 +38,38 @@ pub(super) fn check_services(
             format!("{at}.timeout_ms"),
             issues,
         );
-        match parse_origin(&service.url) {
-            Ok(origin) => {
-                services.insert(
-                    name.clone(),
-                    Rc::new(Service {
-                        name: name.clone(),
-                        upstream: Upstream::Single(origin),
-                        timeout,
-                    }),
-                );
+        let upstream = match (&service.url, &service.targets) {
+            (Some(_), Some(_)) => {
+                issues.push(at, "give either 'url' or 'targets', not both");
+                continue;
             }
-            Err(reason) => issues.push(format!("{at}.url"), reason),
+            (None, None) => {
+                issues.push(at, "a service needs 'url' or 'targets'");
+                continue;
+            }
+            _ if balancing::is_balanced(service, retried.contains(name.as_str())) => {
+                let upstream =
+                    balancing::check_balanced(name, service, &at, slots, parse_origin, issues);
+                if upstream.is_some() {
+                    slots += 1;
+                }
+                upstream
+            }
+            (Some(url), None) => parse_origin(url)
+                .map(Upstream::Single)
+                .map_err(|reason| issues.push(format!("{at}.url"), reason))
+                .ok(),
+            (None, Some(_)) => None,
+        };
+        if let Some(upstream) = upstream {
+            services.insert(
+                name.clone(),
+                Rc::new(Service {
+                    name: name.clone(),
+                    upstream,
+                    timeout,
+                }),
+            );
         }
     }
     services

@@ -125,11 +125,115 @@ pub struct SettingsDocument {
     pub client_ip_header: Option<String>,
 }
 
+/// A service: one `url`, or several `targets` to balance over.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceDocument {
-    pub url: String,
+    pub url: Option<String>,
+    pub targets: Option<Vec<TargetDocument>>,
     pub timeout_ms: Option<u64>,
+    pub algorithm: Option<BalanceAlgorithm>,
+    /// What `consistent_hash` hashes.
+    pub hash_on: Option<HashOnDocument>,
+    pub retry: Option<RetryDocument>,
+    pub health: Option<ServiceHealthDocument>,
+}
+
+/// One target of a balanced service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetDocument {
+    pub url: String,
+    pub weight: Option<u32>,
+    /// Where it is, for callers nearby: a continent code (`EU`) ...
+    pub continent: Option<String>,
+    /// ... and a country code (`DE`).
+    pub country: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceAlgorithm {
+    RoundRobin,
+    Random,
+    LeastRequest,
+    ConsistentHash,
+}
+
+/// `"consumer"`, `"ip"`, `{"header": NAME}` or `{"param": NAME}`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HashOnDocument {
+    Consumer,
+    Ip,
+    Header(String),
+    Param(String),
+}
+
+/// A retry policy (a service's, or a route's in its place).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryDocument {
+    /// Tries in all, the first included.
+    pub attempts: Option<u32>,
+    pub on: Option<Vec<RetryOnName>>,
+    /// More statuses worth another try.
+    pub statuses: Option<Vec<u16>>,
+    pub per_try_timeout_ms: Option<u64>,
+    pub backoff: Option<BackoffDocument>,
+    /// Retry POST and PATCH too.
+    pub non_idempotent: Option<bool>,
+    pub max_body_bytes: Option<u64>,
+    pub budget: Option<BudgetDocument>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryOnName {
+    ConnectError,
+    Timeout,
+    /// 502, 503 and 504.
+    GatewayError,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackoffDocument {
+    pub base_ms: Option<u64>,
+    pub max_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetDocument {
+    pub ratio: Option<f64>,
+    pub min_retries: Option<u32>,
+}
+
+/// A service's health checking.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceHealthDocument {
+    pub passive: Option<PassiveHealthDocument>,
+    pub active: Option<ActiveHealthDocument>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassiveHealthDocument {
+    pub consecutive_failures: Option<u32>,
+    pub base_ejection_ms: Option<u64>,
+    pub max_ejection_ms: Option<u64>,
+    pub max_ejected_percent: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveHealthDocument {
+    pub path: String,
+    pub timeout_ms: Option<u64>,
+    pub healthy_threshold: Option<u32>,
+    pub unhealthy_threshold: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,6 +262,8 @@ pub struct RouteDocument {
     /// What to do with `%2F` and `%5C` in the path: `reject` (400, the
     /// default) or `keep` (forward them encoded).
     pub escaped_slashes: Option<EscapedSlashes>,
+    /// Replaces the service's retry policy for this route.
+    pub retry: Option<RetryDocument>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]

@@ -80,21 +80,52 @@ pub enum Event {
         error: String,
         kept_previous: bool,
     },
+    /// Passive health took a target out of service in this isolate.
+    TargetEjected {
+        service: String,
+        target: String,
+        for_ms: u64,
+        /// Ejections in a row, this one included.
+        ejections: u32,
+    },
+    /// A target is back in service in this isolate: its trial request
+    /// succeeded (`trial`) or the scheduled check saw it answer (`check`).
+    TargetRestored {
+        service: String,
+        target: String,
+        by: &'static str,
+    },
+    /// The scheduled health check ran and stored its results.
+    HealthChecked {
+        targets: usize,
+        /// `service target` of each target it has down.
+        down: Vec<String>,
+        /// Whether the results were written (unchanged ones are written
+        /// only every few minutes).
+        stored: bool,
+    },
+    /// The scheduled health check could not run or store its results.
+    HealthCheckFailed { error: String },
 }
 
 impl Event {
     pub fn level(&self) -> Level {
         match self {
             Event::Request(log) if log.status >= 500 => Level::Error,
-            Event::Request(_) | Event::ConfigLoaded { .. } | Event::JwksFetched { .. } => {
-                Level::Info
-            }
+            Event::Request(_)
+            | Event::ConfigLoaded { .. }
+            | Event::JwksFetched { .. }
+            | Event::TargetRestored { .. } => Level::Info,
+            Event::HealthChecked { down, .. } if down.is_empty() => Level::Info,
             Event::ConfigRefused { .. }
             | Event::ConfigMissing { .. }
             | Event::CacheFailed { .. }
             | Event::RatePlanRefused { .. }
-            | Event::FailedAuthBlocked { .. } => Level::Warn,
+            | Event::FailedAuthBlocked { .. }
+            | Event::TargetEjected { .. }
+            | Event::HealthChecked { .. } => Level::Warn,
             Event::ConfigReadFailed { .. }
+            | Event::HealthCheckFailed { .. }
             | Event::JwksFetchFailed { .. }
             | Event::RateLimitUnavailable { .. } => Level::Error,
         }

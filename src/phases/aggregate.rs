@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use crate::body::Body;
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::phases::forward;
+use crate::phases::{forward, upstream};
+use crate::pipeline::Isolate;
 use crate::pipeline::context::RequestCtx;
 use crate::platform::Platform;
 use crate::problem::{LegProblem, ProblemType};
@@ -29,6 +30,7 @@ const PORTICO_AGGREGATE: HeaderName = HeaderName::from_static("portico-aggregate
 
 /// Run the aggregate and build the client's answer.
 pub async fn run<P: Platform>(
+    isolate: &Isolate,
     platform: &P,
     config: &Config,
     ctx: &mut RequestCtx<P::Stream>,
@@ -51,7 +53,9 @@ pub async fn run<P: Platform>(
             query: ctx.uri.query(),
         };
         run::run(platform, aggregate, &request, |leg, path| {
-            forward::leg_request(platform, config, ctx, leg, path)
+            let origin =
+                upstream::first_choice(isolate, platform, config, &leg.service.upstream, None)?;
+            forward::leg_request(platform, config, ctx, leg, &origin, path)
         })
         .await
     };

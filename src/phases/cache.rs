@@ -30,7 +30,7 @@ use crate::cache::status::{CacheOutcome, Forward};
 use crate::config::Config;
 use crate::error::GatewayError;
 use crate::observe::events::Event;
-use crate::phases::forward;
+use crate::phases::{forward, upstream};
 use crate::pipeline::Isolate;
 use crate::pipeline::context::RequestCtx;
 use crate::pipeline::flow::Flow;
@@ -191,11 +191,8 @@ fn refresh<P: Platform>(
     {
         return;
     }
-    let request = route
-        .service
-        .upstream
-        .choose()
-        .and_then(|origin| forward::build(platform, config, ctx, origin));
+    let request = upstream::background_origin(isolate, platform, config, ctx, &route)
+        .and_then(|origin| forward::build(platform, config, ctx, &origin));
     let request = match request {
         Ok(mut request) => {
             *request.method_mut() = Method::GET;

@@ -124,12 +124,12 @@ pub fn leg_request<P, S>(
     config: &Config,
     ctx: &RequestCtx<S>,
     leg: &Leg,
+    origin: &Origin,
     path_and_query: &str,
 ) -> Result<http::Request<Body<S>>, GatewayError>
 where
     P: Clock + Secrets,
 {
-    let origin = leg.service.upstream.choose()?;
     let policy = ctx
         .route
         .as_ref()

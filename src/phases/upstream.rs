@@ -2,54 +2,325 @@
 //! request it receives ([`super::forward`]) and call it
 //! ([`crate::upstream`]).
 //!
+//! An aggregate route's legs are run by [`aggregate`] instead. A service
+//! with one origin is called once (with the always-safe retry,
+//! [`single`]). A balanced service's request goes through
+//! [`attempts::send`]: each try to a target [`Upstream::choose`] picks,
+//! retried as the route's policy allows, with the caller's hash key and
+//! location worked out here, and only when the service needs them (the
+//! location is costly to read on Workers). A request body is kept for
+//! another try only when one could be made.
+//!
 //! Redirects come back to the client, never followed. Any response the
 //! service gives, 5xx included, is the service's answer and passes
 //! through, less its hop-by-hop headers; only the absence of a response
 //! becomes a gateway error: 504 on timeout, 502 when the service cannot be
-//! reached. Neither reveals the service's address to the client, and
-//! neither does a redirect: an absolute `Location` on the service's own
-//! origin is rewritten to the gateway's, as nginx's `proxy_redirect
-//! default` does ([`client_location`]).
+//! reached, 503 when no target of a balanced service is healthy. None
+//! reveals the service's address to the client, and neither does a
+//! redirect: an absolute `Location` on the service's own origin is
+//! rewritten to the gateway's, as nginx's `proxy_redirect default` does
+//! ([`client_location`]). Which target answered goes to the log only.
 
+use std::net::IpAddr;
+use std::rc::Rc;
+
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{Authority, Scheme, Uri};
 
 use crate::body::Body;
-use crate::config::Config;
+use crate::config::{Config, Route};
 use crate::error::GatewayError;
 use crate::http::strip_hop_by_hop;
+use crate::observe::events::Event;
 use crate::phases::{aggregate, forward};
+use crate::pipeline::Isolate;
 use crate::pipeline::context::{ClientInfo, RequestCtx, Routed};
-use crate::platform::Platform;
-use crate::upstream::{Origin, Upstream, single};
+use crate::platform::{Bodies, LogSink, Platform};
+use crate::upstream::attempts::{self, Plan};
+use crate::upstream::balanced::{Balanced, ChoiceInput, HashOn};
+use crate::upstream::hash::hash_bytes;
+use crate::upstream::outlier::HealthChange;
+use crate::upstream::retry::{self, RetryPolicy};
+use crate::upstream::state::HealthRead;
+use crate::upstream::{Origin, Upstream, health, single};
 
 /// Send the request upstream; the upstream's response.
 pub async fn run<P: Platform>(
+    isolate: &Rc<Isolate>,
     platform: &P,
     config: &Config,
     ctx: &mut RequestCtx<P::Stream>,
 ) -> Result<http::Response<Body<P::Stream>>, GatewayError> {
     let route = match &ctx.route {
-        Some(routed) => std::rc::Rc::clone(&routed.route),
+        Some(routed) => Rc::clone(&routed.route),
         None => return Err(GatewayError::Internal("no route to send to".to_owned())),
     };
-    if let Upstream::Aggregate(aggregate) = &route.service.upstream {
-        return aggregate::run(platform, config, ctx, aggregate).await;
-    }
-    let origin = route.service.upstream.choose()?;
-    let request = forward::build(platform, config, ctx, origin)?;
     let started = platform.now();
-    let sent = single::send(platform, request, route.timeout).await;
+    let (response, origin) = match &route.service.upstream {
+        Upstream::Single(origin) => {
+            let request = forward::build(platform, config, ctx, origin)?;
+            let sent = single::send(platform, request, route.timeout).await;
+            ctx.upstream.attempts = sent.attempts;
+            (sent.response, Some(origin))
+        }
+        Upstream::Balanced(balanced) => {
+            send_balanced(isolate, platform, config, ctx, &route, balanced).await
+        }
+        Upstream::Aggregate(aggregate) => {
+            return aggregate::run(isolate, platform, config, ctx, aggregate).await;
+        }
+    };
     ctx.timings.upstream = Some(platform.now().millis_since(started));
-    ctx.upstream.target = Some(origin.authority.as_str().to_owned());
-    ctx.upstream.attempts = sent.attempts;
-    let mut response = sent.response?;
+    ctx.upstream.target = origin.map(|origin| origin.authority.as_str().to_owned());
+    let mut response = response?;
     ctx.upstream.status = Some(response.status().as_u16());
     strip_hop_by_hop(response.headers_mut());
-    if let Some(routed) = &ctx.route {
+    if let (Some(routed), Some(origin)) = (&ctx.route, origin) {
         rewrite_location(response.headers_mut(), origin, routed, &ctx.client);
     }
     Ok(response)
+}
+
+type Answer<'u, S> = (
+    Result<http::Response<Body<S>>, GatewayError>,
+    Option<&'u Origin>,
+);
+
+/// Call a balanced service: as many tries as the route's retry policy and
+/// this request allow.
+async fn send_balanced<'u, P: Platform>(
+    isolate: &Rc<Isolate>,
+    platform: &P,
+    config: &Config,
+    ctx: &mut RequestCtx<P::Stream>,
+    route: &'u Route,
+    balanced: &'u Balanced,
+) -> Answer<'u, P::Stream> {
+    if balanced.active.is_some() {
+        read_health(isolate, platform, config).await;
+    }
+    let policy = route.retry.as_deref().unwrap_or(&retry::FLOOR);
+    let replay = match keep_for_retry(platform, ctx, policy).await {
+        Ok(replay) => replay,
+        Err(error) => return (Err(error), None),
+    };
+    let key = balanced.hash_on().and_then(|on| hash_key(on, ctx));
+    let location = if balanced.wants_location() {
+        ctx.client_location().cloned()
+    } else {
+        None
+    };
+    let plan = Plan {
+        balancers: &isolate.balancers,
+        config,
+        policy,
+        repeatable: replay.is_some(),
+        deadline: route.timeout,
+        key,
+        location: location.as_ref(),
+    };
+    let mut tries_made = 0u32;
+    let tries = attempts::send(platform, &route.service.upstream, plan, |origin| {
+        if tries_made > 0
+            && let Some(replay) = &replay
+        {
+            ctx.body = replay.body();
+            ctx.extensions = replay.extensions.clone();
+        }
+        tries_made += 1;
+        forward::build(platform, config, ctx, origin)
+    })
+    .await;
+    for (target, change) in &tries.changes {
+        log_change(platform, &balanced.service, target, *change);
+    }
+    ctx.upstream.attempts = tries.attempts;
+    (tries.response, tries.origin)
+}
+
+/// What another try needs of the request: its body (if it has one) and
+/// the platform's extensions. `None`: the request is tried once.
+struct Replay {
+    body: Option<Bytes>,
+    extensions: http::Extensions,
+}
+
+impl Replay {
+    fn body<S>(&self) -> Body<S> {
+        match &self.body {
+            Some(bytes) => Body::Full(bytes.clone()),
+            None => Body::Empty,
+        }
+    }
+}
+
+/// Keep what another try would need, if one could be made: the method is
+/// one the policy repeats, and a body (other than on GET and HEAD, which
+/// go without) declares a length within the policy's cap. Only then is the
+/// body read.
+async fn keep_for_retry<P: Bodies>(
+    platform: &P,
+    ctx: &mut RequestCtx<P::Stream>,
+    policy: &RetryPolicy,
+) -> Result<Option<Replay>, GatewayError> {
+    if policy.attempts < 2 || !policy.allows(&ctx.method) {
+        return Ok(None);
+    }
+    let bodiless = ctx.method == http::Method::GET || ctx.method == http::Method::HEAD;
+    if bodiless || ctx.body.is_empty() {
+        return Ok(Some(Replay {
+            body: None,
+            extensions: ctx.extensions.clone(),
+        }));
+    }
+    let declared = ctx
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    let Some(length) = declared.filter(|length| *length <= policy.max_body_bytes as u64) else {
+        return Ok(None);
+    };
+    let body = std::mem::take(&mut ctx.body);
+    let cap = usize::try_from(length).unwrap_or(usize::MAX);
+    let bytes = platform.read_body(body, cap).await.map_err(|error| {
+        GatewayError::MalformedRequest(format!("the request body could not be read: {error}"))
+    })?;
+    ctx.body = Body::Full(bytes.clone());
+    Ok(Some(Replay {
+        body: Some(bytes),
+        extensions: ctx.extensions.clone(),
+    }))
+}
+
+/// The hashed key of a `consistent_hash` service, if the request has one.
+fn hash_key<S>(on: &HashOn, ctx: &RequestCtx<S>) -> Option<u64> {
+    match on {
+        HashOn::Consumer => {
+            let identity = ctx.identity.as_ref()?;
+            let name = identity.consumer.as_ref().or(identity.subject.as_ref())?;
+            Some(hash_bytes(name.as_bytes()))
+        }
+        HashOn::Ip => match ctx.client.ip? {
+            IpAddr::V4(ip) => Some(hash_bytes(&ip.octets())),
+            IpAddr::V6(ip) => Some(hash_bytes(&ip.octets())),
+        },
+        HashOn::Header(name) => ctx
+            .headers
+            .get(name)
+            .map(|value| hash_bytes(value.as_bytes())),
+        HashOn::Param(name) => {
+            let routed = ctx.route.as_ref()?;
+            routed
+                .route
+                .spec
+                .path
+                .captures(&routed.path)
+                .into_iter()
+                .find(|(param, _)| param == name)
+                .and_then(|(_, value)| value)
+                .map(|value| hash_bytes(value.as_bytes()))
+        }
+    }
+}
+
+/// Keep the scheduled health check's results fresh: read them before the
+/// first choice in this isolate, then in the background each time the
+/// config would be checked.
+async fn read_health<P: Platform>(isolate: &Rc<Isolate>, platform: &P, config: &Config) {
+    let now = platform.now();
+    match isolate.balancers.health_read(now, config.settings.refresh) {
+        HealthRead::NotDue => {}
+        HealthRead::First => {
+            isolate.balancers.health_reading(now);
+            let document = health::read(platform).await;
+            let changes = isolate.balancers.health_read_done(document, platform.now());
+            for (service, target, change) in &changes {
+                log_change(platform, service, target, *change);
+            }
+        }
+        HealthRead::Refresh => {
+            isolate.balancers.health_reading(now);
+            let (isolate, background) = (Rc::clone(isolate), platform.clone());
+            platform.wait_until(async move {
+                let document = health::read(&background).await;
+                let changes = isolate
+                    .balancers
+                    .health_read_done(document, background.now());
+                for (service, target, change) in &changes {
+                    log_change(&background, service, target, *change);
+                }
+            });
+        }
+    }
+}
+
+fn log_change(platform: &impl LogSink, service: &str, target: &str, change: HealthChange) {
+    let event = match change {
+        HealthChange::Ejected { for_ms, ejections } => Event::TargetEjected {
+            service: service.to_owned(),
+            target: target.to_owned(),
+            for_ms,
+            ejections,
+        },
+        HealthChange::Restored => Event::TargetRestored {
+            service: service.to_owned(),
+            target: target.to_owned(),
+            by: "trial",
+        },
+        HealthChange::RestoredByCheck => Event::TargetRestored {
+            service: service.to_owned(),
+            target: target.to_owned(),
+            by: "check",
+        },
+    };
+    platform.log(&event);
+}
+
+/// The origin a background request for this route (a cache refresh) goes
+/// to: chosen like any request's first try, but neither counted in flight
+/// nor judged for health.
+pub fn background_origin<P: Platform>(
+    isolate: &Isolate,
+    platform: &P,
+    config: &Config,
+    ctx: &RequestCtx<P::Stream>,
+    route: &Route,
+) -> Result<Origin, GatewayError> {
+    let key = match &route.service.upstream {
+        Upstream::Balanced(balanced) => balanced.hash_on().and_then(|on| hash_key(on, ctx)),
+        Upstream::Single(_) | Upstream::Aggregate(_) => None,
+    };
+    first_choice(isolate, platform, config, &route.service.upstream, key)
+}
+
+/// The origin one call to `upstream` outside a request's own tries goes to
+/// (a cache refresh, an aggregate's leg): chosen like a first try (`key`
+/// for a consistent-hash service), neither counted in flight nor judged
+/// for health.
+pub fn first_choice<P: Platform>(
+    isolate: &Isolate,
+    platform: &P,
+    config: &Config,
+    upstream: &Upstream,
+    key: Option<u64>,
+) -> Result<Origin, GatewayError> {
+    let input = ChoiceInput {
+        balancers: &isolate.balancers,
+        config,
+        random: platform,
+        now: platform.now(),
+        key,
+        location: None,
+        avoid: None,
+    };
+    upstream
+        .choose(&input)
+        .map(|chosen| chosen.origin.clone())
+        .map_err(|refused| GatewayError::NoHealthyUpstream {
+            retry_after: refused.retry_after,
+        })
 }
 
 /// Point a `Location` at the service's origin at the gateway instead.
@@ -156,7 +427,9 @@ mod tests {
         )
         .unwrap();
         let route = Rc::clone(&config.routes[0]);
-        let origin = route.service.upstream.choose().unwrap().clone();
+        let Some(origin) = route.service.upstream.origins().next().cloned() else {
+            unreachable!("a service has an origin")
+        };
         let routed = Routed {
             route,
             path: RequestPath::parse(path).unwrap(),

@@ -5,6 +5,7 @@
 //!
 //! It holds no platform handles and does no I/O.
 
+use std::fmt;
 use std::net::IpAddr;
 use std::rc::Rc;
 
@@ -23,6 +24,7 @@ use crate::phases::request_id;
 use crate::platform::{Randomness, UnixMillis};
 use crate::ratelimit::{HeaderFamilies, PolicyResult};
 use crate::routing::{PathTransform, RequestPath, normalize_request_host};
+use crate::upstream::geo::Location;
 
 /// What the gateway knows about the client connection.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -53,6 +55,32 @@ impl ClientInfo {
             host,
             colo: None,
         }
+    }
+}
+
+/// Reads where the caller is, only when something needs it: on Workers
+/// that is the request's `cf` object, which the runtime builds on demand
+/// at a cost most requests need not pay.
+pub struct Locator(Box<dyn FnOnce() -> Location>);
+
+impl Locator {
+    pub fn new(read: impl FnOnce() -> Location + 'static) -> Locator {
+        Locator(Box::new(read))
+    }
+
+    /// A location already known (tests, or a runtime that gives it freely).
+    pub fn known(location: Location) -> Locator {
+        Locator::new(move || location)
+    }
+
+    fn read(self) -> Location {
+        (self.0)()
+    }
+}
+
+impl fmt::Debug for Locator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Locator")
     }
 }
 
@@ -154,6 +182,9 @@ pub struct RequestCtx<S> {
     /// platform can build that from the original. The core never reads it.
     pub extensions: http::Extensions,
     pub client: ClientInfo,
+    /// Reads the caller's location the first time it is asked for.
+    pub locator: Option<Locator>,
+    location: Option<Location>,
     /// The normalised host the client asked for.
     pub host: Option<String>,
     pub request_id: String,
@@ -222,6 +253,8 @@ impl<S> RequestCtx<S> {
             body,
             extensions: parts.extensions,
             client,
+            locator: None,
+            location: None,
             host,
             request_id,
             trace,
@@ -254,6 +287,17 @@ impl<S> RequestCtx<S> {
             detail: error.to_string(),
         });
         error.into_response(&self.request_id)
+    }
+
+    /// Where the caller is, read once on first use (`None` when the
+    /// runtime cannot say).
+    pub fn client_location(&mut self) -> Option<&Location> {
+        if self.location.is_none()
+            && let Some(locator) = self.locator.take()
+        {
+            self.location = Some(locator.read());
+        }
+        self.location.as_ref()
     }
 
     /// Milliseconds since the request arrived.

@@ -52,17 +52,18 @@ use crate::phases::{
 use crate::platform::Platform;
 use crate::ratelimit::local::LocalLimits;
 use crate::ttl_cache::TtlCache;
+use crate::upstream::Balancers;
 
 pub mod context;
 pub mod flow;
 
-pub use context::{ClientInfo, RequestCtx, Routed};
+pub use context::{ClientInfo, Locator, RequestCtx, Routed};
 pub use flow::Flow;
 
 /// What one isolate keeps between requests, for the phases to share: the
 /// config in use, the authentication caches, what it knows about rate
-/// limits, the cache keys it is fetching or refreshing, and the operators'
-/// API throttle.
+/// limits, the cache keys it is fetching or refreshing, the operators'
+/// API throttle, and what it knows about balanced services' targets.
 pub struct Isolate {
     pub config: ConfigSource,
     pub auth: AuthState,
@@ -74,6 +75,8 @@ pub struct Isolate {
     pub cache_epochs: RefCell<TtlCache<String, u64>>,
     /// Wrong admin tokens seen lately (the operators' API throttle).
     pub admin: admin::AdminThrottle,
+    /// Balanced services' targets: load, health, turns, retry budgets.
+    pub balancers: Balancers,
 }
 
 impl Default for Isolate {
@@ -86,6 +89,7 @@ impl Default for Isolate {
             cache_refreshing: RefCell::default(),
             cache_epochs: RefCell::new(TtlCache::new(1_000)),
             admin: admin::AdminThrottle::default(),
+            balancers: Balancers::default(),
         }
     }
 }
@@ -142,7 +146,7 @@ async fn request_phases<P: Platform>(
     answer_or_continue!(rate_limit::run(platform, &isolate.limits, ctx).await?);
     answer_or_continue!(cache::lookup(isolate, platform, &config, ctx).await?);
     // Request transformation slots in here.
-    let response = upstream::run(platform, &config, ctx).await;
+    let response = upstream::run(isolate, platform, &config, ctx).await;
     cache::store(platform, ctx, response)
 }
 

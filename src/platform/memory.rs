@@ -24,7 +24,7 @@ use futures::FutureExt;
 use super::{
     Background, Bodies, BodyPair, Clock, FetchError, FetchOptions, HttpClient, KvNamespace,
     KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, ResponseCache,
-    Secrets, UnixMillis,
+    Secrets, Timer, UnixMillis,
 };
 use crate::body::Body;
 use crate::observe::events::Event;
@@ -110,6 +110,8 @@ struct State {
     kv: RefCell<HashMap<(KvNamespace, String), String>>,
     kv_failure: RefCell<Option<String>>,
     kv_reads: Cell<usize>,
+    kv_writes: Cell<usize>,
+    slept: RefCell<Vec<Duration>>,
     origins: RefCell<HashMap<String, OriginHandler>>,
     sent: RefCell<Vec<RecordedRequest>>,
     events: RefCell<Vec<Event>>,
@@ -136,6 +138,8 @@ impl Default for State {
             kv: RefCell::default(),
             kv_failure: RefCell::default(),
             kv_reads: Cell::new(0),
+            kv_writes: Cell::new(0),
+            slept: RefCell::default(),
             origins: RefCell::default(),
             sent: RefCell::default(),
             events: RefCell::default(),
@@ -197,6 +201,30 @@ impl MemoryPlatform {
     /// How many KV reads the gateway has made.
     pub fn kv_reads(&self) -> usize {
         self.state.kv_reads.get()
+    }
+
+    /// How many KV writes the gateway has made.
+    pub fn kv_writes(&self) -> usize {
+        self.state.kv_writes.get()
+    }
+
+    /// The value under `key`, as a test sees it.
+    pub fn kv_get(&self, namespace: KvNamespace, key: &str) -> Option<String> {
+        self.state
+            .kv
+            .borrow()
+            .get(&(namespace, key.to_owned()))
+            .cloned()
+    }
+
+    /// Every wait the gateway asked for (retry backoffs), oldest first.
+    pub fn slept(&self) -> Vec<Duration> {
+        self.state.slept.borrow().clone()
+    }
+
+    /// Stop serving `authority`: its connections are refused from now on.
+    pub fn remove_origin(&self, authority: &str) {
+        self.state.origins.borrow_mut().remove(authority);
     }
 
     /// Serve requests for `authority` (`host:port`, as in the URL) with `handler`.
@@ -395,6 +423,27 @@ impl KvStore for MemoryPlatform {
             .get(&(namespace, key.to_owned()))
             .cloned())
     }
+
+    async fn put_text(
+        &self,
+        namespace: KvNamespace,
+        key: &str,
+        value: &str,
+    ) -> Result<(), PlatformError> {
+        self.state.kv_writes.set(self.state.kv_writes.get() + 1);
+        if let Some(reason) = self.state.kv_failure.borrow().as_ref() {
+            return Err(PlatformError(reason.clone()));
+        }
+        self.kv_put(namespace, key, value);
+        Ok(())
+    }
+}
+
+impl Timer for MemoryPlatform {
+    async fn sleep(&self, duration: Duration) {
+        self.state.slept.borrow_mut().push(duration);
+        self.advance(duration);
+    }
 }
 
 impl Bodies for MemoryPlatform {
@@ -591,6 +640,34 @@ mod tests {
         assert_eq!(platform.kv_reads(), 0);
         let read = platform.get_text(KvNamespace::Config, "k").now_or_never();
         assert_eq!(read, Some(Ok(Some("v".to_owned()))));
+    }
+
+    #[test]
+    fn kv_writes_are_read_back_and_sleeping_moves_the_fake_clock() {
+        let platform = MemoryPlatform::new();
+        let put = platform
+            .put_text(KvNamespace::Config, "health", "{}")
+            .now_or_never();
+        assert_eq!(put, Some(Ok(())));
+        assert_eq!(platform.kv_writes(), 1);
+        assert_eq!(
+            platform.kv_get(KvNamespace::Config, "health").as_deref(),
+            Some("{}")
+        );
+        let before = platform.now();
+        assert_eq!(
+            platform.sleep(Duration::from_millis(40)).now_or_never(),
+            Some(())
+        );
+        assert_eq!(platform.now().millis_since(before), 40);
+        assert_eq!(platform.slept(), [Duration::from_millis(40)]);
+        platform.fail_kv(Some("KV down"));
+        assert!(matches!(
+            platform
+                .put_text(KvNamespace::Config, "health", "{}")
+                .now_or_never(),
+            Some(Err(_))
+        ));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The platform seam: everything the gateway needs from its runtime.
 //!
 //! The core (config, routing, pipeline, phases, upstream) talks to the
-//! outside world only through the traits here: the clock, Workers KV,
+//! outside world only through the traits here: the clock and timers, Workers KV,
 //! outbound HTTP and body streams, the response cache, background work
 //! that outlives a response, the log and metrics sinks, randomness,
 //! Worker secrets and the rate-limit objects. Two implementations exist:
@@ -68,6 +68,13 @@ pub trait Clock {
     fn now(&self) -> UnixMillis;
 }
 
+/// Waiting without blocking the isolate (a retry's backoff). On Workers a
+/// timer; in memory the fake clock moves on at once.
+#[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
+pub trait Timer {
+    async fn sleep(&self, duration: Duration);
+}
+
 /// The Workers KV namespaces the gateway reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KvNamespace {
@@ -92,7 +99,8 @@ impl KvNamespace {
 #[error("{0}")]
 pub struct PlatformError(pub String);
 
-/// Read access to Workers KV.
+/// Workers KV. The request path only reads; the one writer is the
+/// scheduled health check, which stores its results next to the config.
 #[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
 pub trait KvStore {
     /// The value under `key` as text, or `None` if the key does not exist.
@@ -101,6 +109,14 @@ pub trait KvStore {
         namespace: KvNamespace,
         key: &str,
     ) -> Result<Option<String>, PlatformError>;
+
+    /// Store `value` under `key`, replacing what was there.
+    async fn put_text(
+        &self,
+        namespace: KvNamespace,
+        key: &str,
+        value: &str,
+    ) -> Result<(), PlatformError>;
 }
 
 /// How an outbound request should be made.
@@ -227,6 +243,7 @@ pub trait RateLimitStore {
 /// Everything the gateway needs from its runtime, as one cheap handle.
 pub trait Platform:
     Clock
+    + Timer
     + KvStore
     + HttpClient
     + ResponseCache
@@ -243,6 +260,7 @@ pub trait Platform:
 
 impl<T> Platform for T where
     T: Clock
+        + Timer
         + KvStore
         + HttpClient
         + ResponseCache

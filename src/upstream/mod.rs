@@ -1,33 +1,49 @@
 //! Upstreams as data: what stands behind a service, how the target of one
 //! request is chosen, and how it is called.
 //!
-//! A service's [`Upstream`] is one origin, or an [`aggregate`] of several
-//! services (an aggregate route's own service). Balanced sets of targets
-//! (with health and retries) are another variant, with its own module
-//! beside [`single`]; the pipeline's upstream phase asks
-//! [`Upstream::choose`] for a target (pingora's `upstream_peer`) and
-//! [`single::send`] to call it, or runs the aggregate's legs.
+//! A service's [`Upstream`] is one origin ([`single`]: one call with the
+//! always-safe retry), a balanced set of targets ([`balanced`]: the
+//! choice, [`attempts`]: the tries, with [`retry`] policies and budgets,
+//! [`outlier`] passive health and [`health`] scheduled checks, [`pick`]
+//! algorithms, [`hash`] rings and [`geo`] places), or an [`aggregate`] of
+//! several services (an aggregate route's own service, whose legs each
+//! choose their own target). A target is chosen in one place only,
+//! [`Upstream::choose`] (pingora's `upstream_peer`); what an isolate knows
+//! about targets between requests lives in [`state::Balancers`].
 //!
 //! Nothing here decides policy about the client (auth, limits, CORS), and
 //! nothing here tells the client where a service lives: errors name
 //! targets only for the log.
 
 use std::fmt;
+use std::rc::Rc;
 
 use http::uri::{Authority, Scheme};
 
-use crate::error::GatewayError;
-
 pub mod aggregate;
+pub mod attempts;
+pub mod balanced;
+pub mod geo;
+pub mod hash;
+pub mod health;
+pub mod outlier;
+pub mod pick;
+pub mod retry;
 pub mod single;
+pub mod state;
+
+pub use balanced::{Balanced, ChoiceInput, Chosen, NoHealthyTarget};
+pub use state::Balancers;
 
 /// What serves a service's requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Upstream {
-    /// One origin.
+    /// One origin, nothing to choose or keep: the cheap case.
     Single(Origin),
+    /// Several targets, or one with retries or health checks.
+    Balanced(Rc<Balanced>),
     /// Several services' answers merged (an aggregate route's own service).
-    Aggregate(std::rc::Rc<aggregate::Aggregate>),
+    Aggregate(Rc<aggregate::Aggregate>),
 }
 
 /// Where a service lives: scheme, authority and an optional base path that
@@ -41,16 +57,17 @@ pub struct Origin {
 }
 
 impl Upstream {
-    /// The target for this request. With one origin there is no choice to
-    /// make; balanced upstreams choose here (by load, health, hash or
-    /// region) and may refuse when no target is healthy.
-    pub fn choose(&self) -> Result<&Origin, GatewayError> {
-        match self {
-            Upstream::Single(origin) => Ok(origin),
-            Upstream::Aggregate(_) => Err(GatewayError::Internal(
-                "an aggregate has no single target; its legs choose theirs".to_owned(),
-            )),
-        }
+    /// Every origin that may serve requests, in config order (none for an
+    /// aggregate: its legs' services have theirs).
+    pub fn origins(&self) -> impl Iterator<Item = &Origin> {
+        let (single, balanced) = match self {
+            Upstream::Single(origin) => (Some(origin), None),
+            Upstream::Balanced(balanced) => (None, Some(&balanced.targets)),
+            Upstream::Aggregate(_) => (None, None),
+        };
+        single
+            .into_iter()
+            .chain(balanced.into_iter().flatten().map(|target| &target.origin))
     }
 }
 
@@ -61,6 +78,15 @@ impl fmt::Display for Upstream {
             Upstream::Aggregate(aggregate) => {
                 let legs: Vec<&str> = aggregate.legs.iter().map(|leg| leg.name.as_str()).collect();
                 write!(f, "aggregate of {}", legs.join(", "))
+            }
+            Upstream::Balanced(balanced) => {
+                for (index, target) in balanced.targets.iter().enumerate() {
+                    if index > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{} (weight {})", target.origin, target.weight)?;
+                }
+                Ok(())
             }
         }
     }

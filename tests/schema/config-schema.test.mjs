@@ -15,7 +15,7 @@ const validate = new Ajv2020({ allErrors: true, strict: true, strictRequired: fa
 const fixture = (name) => JSON.parse(fs.readFileSync(path.join(ROOT, "fixtures/config", name), "utf8"));
 
 test("the schema accepts the valid fixtures", () => {
-  for (const name of ["demo.json", "full.json", "basic.json", "bench.json"]) {
+  for (const name of ["demo.json", "full.json", "basic.json", "bench.json", "balanced.json"]) {
     assert.ok(validate(fixture(name)), `${name}: ${JSON.stringify(validate.errors)}`);
   }
 });
@@ -44,6 +44,12 @@ test("the schema rejects the invalid fixtures it can express", () => {
     "cors-credentials-any-origin",
     "cors-bad-origin",
     "log-bad-sample-rate",
+    "balance-zero-weight",
+    "balance-target-credentials",
+    "balance-url-and-targets",
+    "balance-bad-continent",
+    "retry-bad-attempts",
+    "health-bad-path",
   ];
   for (const name of structural) {
     assert.equal(validate(fixture(`invalid/${name}.json`)), false, `${name} passed the schema`);

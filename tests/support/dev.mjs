@@ -1,8 +1,12 @@
-// `make dev`: the demo on this machine. Starts the users and orders echo
-// origins, seeds local KV with fixtures/config/demo.json and the demo API
+// `make dev`: the demo on this machine. Starts the echo origins (users;
+// orders-a and orders-b, the two instances of the balanced orders service,
+// orders-b in a process of its own so it can be stopped alone; catalog),
+// seeds local KV with fixtures/config/demo.json and the demo API
 // key, runs the gateway under `wrangler dev` on http://127.0.0.1:8787, and
 // prints what to try. Ctrl-C stops everything it started.
 
+import { spawn } from "node:child_process";
+import { once } from "node:events";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -11,6 +15,7 @@ import { demoClaims, mintToken } from "../../fixtures/auth/mint-token.mjs";
 import { ROOT, pushConfig, putKvRaw, startWrangler } from "./stack.mjs";
 
 const GATEWAY_PORT = 8787;
+const ORDERS_B_SCRIPT = path.join(ROOT, "fixtures/origin/echo-server.mjs");
 const STATE = path.join(ROOT, ".wrangler/state");
 const CONFIG = path.join(ROOT, "fixtures/config/demo.json");
 const SIGNING_SECRET = "demo-signing-secret";
@@ -27,11 +32,22 @@ process.on("SIGINT", () => shutdown(0));
 process.on("SIGTERM", () => shutdown(0));
 
 try {
-  for (const [name, port] of [["users", 9101], ["orders", 9102], ["catalog", 9103]]) {
+  for (const [name, port] of [["users", 9101], ["orders-a", 9102], ["catalog", 9103]]) {
     const origin = await startEchoServer({ name, port });
     started.push(origin.close);
-    console.log(`origin ${name.padEnd(6)} ${origin.url}`);
+    console.log(`origin ${name.padEnd(8)} ${origin.url}`);
   }
+  const ordersB = spawn(process.execPath, [ORDERS_B_SCRIPT, "--name", "orders-b", "--port", "9104"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  started.push(async () => {
+    if (ordersB.exitCode === null) {
+      ordersB.kill("SIGTERM");
+      await once(ordersB, "exit");
+    }
+  });
+  await once(ordersB.stdout, "data");
+  console.log(`origin orders-b http://127.0.0.1:9104 (process ${ordersB.pid})`);
 
   const pushed = await pushConfig(CONFIG, STATE);
   process.stdout.write(pushed.output);
@@ -80,6 +96,10 @@ Then try:
                                                         # the trace reaches the service and comes back
   curl -s ${base}/api/dashboard/42 -H "Authorization: Bearer $TOKEN"   # user and orders in one answer
   curl -si "${base}/api/dashboard/42?delay_ms=2000" -H "Authorization: Bearer $TOKEN" | grep -i '^portico-aggregate'   # partial; failed=orders
+  for i in 1 2 3 4; do curl -s ${base}/api/orders/$i -H "X-API-Key: $KEY" | jq -r .service; done
+                                                        # orders-a, orders-b, ... (balanced)
+  kill ${ordersB.pid}                                    # stop orders-b: GETs still answer, from orders-a
+  node fixtures/origin/echo-server.mjs --name orders-b --port 9104 &   # back within ~5 s
   curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; fwd=uri-miss; stored; ttl=30
   curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; hit; ttl=29 (the origin saw one request)
   curl -si ${base}/api/orders/7 -H "X-API-Key: $KEY" | grep -i '^cache-status'   # cached per API key for 10 s

@@ -26,7 +26,7 @@ export async function startE2E(options) {
   }
 }
 
-async function startStack({ name, configure = () => {}, vars = {} }, closers) {
+async function startStack({ name, configure = () => {}, vars = {}, wranglerArgs = [] }, closers) {
   const work = path.join(ROOT, "target/e2e", name);
   fs.rmSync(work, { recursive: true, force: true });
   fs.mkdirSync(work, { recursive: true });
@@ -41,9 +41,8 @@ async function startStack({ name, configure = () => {}, vars = {} }, closers) {
   config.settings.config_refresh_seconds = 1;
   config.auth.api_keys = { cache_seconds: 1, negative_cache_seconds: 1 };
   config.services.users.url = users.url;
-  config.services.orders.url = orders.url;
+  config.services.orders = { url: orders.url, timeout_ms: 1000 };
   config.services.catalog.url = catalog.url;
-  config.services.orders.timeout_ms = 1000;
   config.services.down = { url: `http://127.0.0.1:${await freePort()}` };
   config.routes.push({ id: "down", path: "/api/down/*", service: "down" });
   // The demo's caches and limits are for people trying it; tests set their own.
@@ -76,6 +75,7 @@ async function startStack({ name, configure = () => {}, vars = {} }, closers) {
       logFile: log,
       config: wranglerConfig,
       vars: { PORTICO_IDENTITY_SECRET: SIGNING_SECRET, PORTICO_ADMIN_TOKEN: ADMIN_TOKEN, ...vars },
+      args: wranglerArgs,
     });
   let gateway = await launch();
   return {

@@ -110,10 +110,11 @@ export async function deleteKvRaw(binding, key, persistTo) {
 
 /**
  * Start `wrangler dev` on `port` with state in `persistTo`. Output goes to
- * `logFile` (or this process's stdout when `inherit` is set). Resolves once
- * the gateway answers HTTP.
+ * `logFile` (or this process's stdout when `inherit` is set). `args` are
+ * passed on (`--test-scheduled`, say). Resolves once the gateway answers
+ * HTTP.
  */
-export async function startWrangler({ port, persistTo, logFile, config, vars = {}, inherit = false, readyTimeoutMs = 180_000 }) {
+export async function startWrangler({ port, persistTo, logFile, config, vars = {}, args: extra = [], inherit = false, readyTimeoutMs = 180_000 }) {
   const inspectorPort = await freePort();
   const args = [
     WRANGLER, "dev",
@@ -124,6 +125,7 @@ export async function startWrangler({ port, persistTo, logFile, config, vars = {
     "--show-interactive-dev-session=false",
     ...(config ? ["--config", config] : []),
     ...Object.entries(vars).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+    ...extra,
   ];
   const out = inherit ? "inherit" : fs.openSync(logFile, "a");
   // VSCODE_INSPECTOR_OPTIONS makes wrangler skip its DevTools proxy, which

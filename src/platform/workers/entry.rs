@@ -1,12 +1,18 @@
-//! The Worker's entry points. One [`Gateway`] lives per isolate, so the
-//! configuration cache survives between requests.
-
-use worker::{Context, Env, event};
+//! The Worker's entry points: the fetch handler, and the Cron Trigger's
+//! scheduled handler that runs balanced services' health checks. One
+//! [`Gateway`] lives per isolate, so the configuration cache and what the
+//! isolate knows about targets survive between requests.
+use worker::{Context, Env, ScheduleContext, ScheduledEvent, event};
 
 use super::WorkersPlatform;
 use super::convert;
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, Inbound};
+use crate::observe::events::Event;
+use crate::pipeline::Locator;
+use crate::platform::LogSink;
+use crate::upstream::geo::Location;
+use crate::upstream::health;
 
 thread_local! {
     static GATEWAY: Gateway = Gateway::new();
@@ -17,6 +23,22 @@ thread_local! {
 fn colo(request: &web_sys::Request) -> Option<String> {
     let cf = js_sys::Reflect::get(request, &"cf".into()).ok()?;
     js_sys::Reflect::get(&cf, &"colo".into()).ok()?.as_string()
+}
+
+/// Where the caller is (`request.cf`): read only when a balanced service
+/// prefers nearby targets, for the same reason.
+fn location(request: &web_sys::Request) -> Location {
+    let cf = js_sys::Reflect::get(request, &"cf".into()).ok();
+    let field = |name: &str| {
+        cf.as_ref()
+            .and_then(|cf| js_sys::Reflect::get(cf, &name.into()).ok())
+            .and_then(|value| value.as_string())
+    };
+    Location {
+        continent: field("continent"),
+        country: field("country"),
+        colo: field("colo"),
+    }
 }
 
 #[event(start)]
@@ -44,6 +66,10 @@ async fn fetch(
             if platform.has_analytics() {
                 inbound.colo = colo(raw);
             }
+            // Another handle on the same object (`Clone`), not the body-
+            // teeing `Request.clone()` of the Fetch API.
+            let located: web_sys::Request = Clone::clone(&request);
+            inbound.locator = Some(Locator::new(move || location(&located)));
             gateway.handle(&platform, inbound).await
         }
         Err(reason) => gateway.refuse(
@@ -58,5 +84,18 @@ async fn fetch(
             let fallback = gateway.refuse(&platform, &raw.method(), GatewayError::Internal(reason));
             convert::client_response(fallback).map_err(worker::Error::RustError)
         }
+    }
+}
+
+/// The Cron Trigger (`[triggers] crons` in wrangler.toml): probe every
+/// target of the services with `health.active` and store the results in
+/// KV, where isolates read them with their config.
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let platform = WorkersPlatform::new(env, None);
+    if let Err(error) = health::check_all(&platform).await {
+        platform.log(&Event::HealthCheckFailed {
+            error: error.to_string(),
+        });
     }
 }

@@ -25,7 +25,7 @@ use web_sys::ReadableStream;
 use super::{
     Background, Bodies, BodyPair, Clock, FetchError, FetchOptions, HttpClient, KvNamespace,
     KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, ResponseCache,
-    Secrets, UnixMillis,
+    Secrets, Timer, UnixMillis,
 };
 use crate::body::Body;
 use crate::observe::events::{Event, Level};
@@ -99,6 +99,30 @@ impl KvStore for WorkersPlatform {
             .text()
             .await
             .map_err(|e| PlatformError(format!("KV read of '{key}': {e}")))
+    }
+
+    async fn put_text(
+        &self,
+        namespace: KvNamespace,
+        key: &str,
+        value: &str,
+    ) -> Result<(), PlatformError> {
+        let store = self
+            .env
+            .kv(namespace.binding())
+            .map_err(|e| PlatformError(format!("KV binding {}: {e}", namespace.binding())))?;
+        store
+            .put(key, value)
+            .map_err(|e| PlatformError(format!("KV write of '{key}': {e}")))?
+            .execute()
+            .await
+            .map_err(|e| PlatformError(format!("KV write of '{key}': {e}")))
+    }
+}
+
+impl Timer for WorkersPlatform {
+    async fn sleep(&self, duration: std::time::Duration) {
+        worker::Delay::from(duration).await;
     }
 }
 
