@@ -98,3 +98,16 @@ test("operators purge a route and a shared URL with the CLI", async () => {
   const perCaller = await portico(["cache", "purge", "--url", `${stack.gateway.url}/mine/orders/9`, ...gateway]);
   assert.equal(perCaller.code, 1, "per-caller entries are purged by route");
 });
+
+test("a response the origin cuts off mid-body is never stored", async () => {
+  const url = "/cached/cut?reset_after_bytes=20";
+  const before = stack.catalog.stats.requests;
+  // Had the first been stored, a later one would be a hit (stores land
+  // within milliseconds); every one reaches the origin instead.
+  for (let i = 0; i < 3; i += 1) {
+    const response = await stack.fetch(url);
+    assert.ok(!cacheStatus(response).startsWith("Portico; hit"), `request ${i}: ${cacheStatus(response)}`);
+    await response.arrayBuffer().catch(() => {});
+  }
+  assert.equal(stack.catalog.stats.requests, before + 3);
+});
