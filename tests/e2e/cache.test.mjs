@@ -109,5 +109,7 @@ test("a response the origin cuts off mid-body is never stored", async () => {
     assert.ok(!cacheStatus(response).startsWith("Portico; hit"), `request ${i}: ${cacheStatus(response)}`);
     await response.arrayBuffer().catch(() => {});
   }
-  assert.equal(stack.catalog.stats.requests, before + 3);
+  // At least once each (a reset that comes before the headers counts as
+  // unreachable, and a GET is then tried once more).
+  assert.ok(stack.catalog.stats.requests >= before + 3, `${stack.catalog.stats.requests - before} origin requests`);
 });
