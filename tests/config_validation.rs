@@ -16,15 +16,17 @@ fn basic_demo_and_full_fixtures_are_valid() {
     assert!(basic.routes.iter().all(|r| r.auth.is_none()));
 
     let demo = Config::from_json(&fixture("config/demo.json")).expect("demo config");
-    assert_eq!(demo.services.len(), 2);
+    assert_eq!(demo.services.len(), 3);
     assert_eq!(demo.auth.issuers.len(), 1);
     assert_eq!(
         demo.auth.signing_secret.as_deref(),
         Some("PORTICO_IDENTITY_SECRET")
     );
     assert!(
-        demo.routes.iter().all(|r| r.auth.is_some()),
-        "every demo route is protected"
+        demo.routes
+            .iter()
+            .all(|r| r.auth.is_some() || r.id == "catalog"),
+        "every demo route but the public catalog is protected"
     );
 
     let full = Config::from_json(&fixture("config/full.json")).expect("full config");
