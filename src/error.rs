@@ -61,6 +61,20 @@ pub enum GatewayError {
     UpstreamTimeout(Duration),
     #[error("upstream unreachable: {0}")]
     UpstreamUnreachable(String),
+    /// The request body could not be read as the route expects (not
+    /// JSON, refused XML, or not convertible); the text is the client's.
+    #[error("invalid request body: {0}")]
+    InvalidRequestBody(String),
+    /// A request body the route transforms was over its cap (bytes).
+    #[error("request body over {0} bytes")]
+    RequestBodyTooLarge(usize),
+    /// A request body of a type or encoding the route cannot transform.
+    #[error("unsupported request body: {0}")]
+    UnsupportedRequestBody(String),
+    /// The upstream's response could not be transformed; the text may
+    /// describe the service and is for the log only.
+    #[error("upstream response not transformable: {0}")]
+    InvalidUpstreamBody(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -83,6 +97,10 @@ impl GatewayError {
             GatewayError::RateLimitUnavailable(_) => ProblemType::RATE_LIMIT_UNAVAILABLE,
             GatewayError::UpstreamTimeout(_) => ProblemType::UPSTREAM_TIMEOUT,
             GatewayError::UpstreamUnreachable(_) => ProblemType::UPSTREAM_UNREACHABLE,
+            GatewayError::InvalidRequestBody(_) => ProblemType::INVALID_BODY,
+            GatewayError::RequestBodyTooLarge(_) => ProblemType::BODY_TOO_LARGE,
+            GatewayError::UnsupportedRequestBody(_) => ProblemType::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::InvalidUpstreamBody(_) => ProblemType::UPSTREAM_INVALID_BODY,
             GatewayError::Internal(_) => ProblemType::INTERNAL,
         }
     }
@@ -133,6 +151,19 @@ impl GatewayError {
             ),
             GatewayError::UpstreamUnreachable(_) => {
                 "The upstream service for this route could not be reached.".to_owned()
+            }
+            GatewayError::InvalidRequestBody(reason) => {
+                format!("The request body was refused: {reason}.")
+            }
+            GatewayError::RequestBodyTooLarge(limit) => {
+                format!("This route reads request bodies of at most {limit} bytes.")
+            }
+            GatewayError::UnsupportedRequestBody(reason) => {
+                format!("The request body cannot be transformed: {reason}.")
+            }
+            GatewayError::InvalidUpstreamBody(_) => {
+                "The upstream service's response could not be transformed for this route."
+                    .to_owned()
             }
             GatewayError::Internal(_) => "The gateway failed to handle this request.".to_owned(),
         };

@@ -17,13 +17,24 @@ use crate::pipeline::{self, Isolate, RequestCtx};
 use crate::platform::Platform;
 
 /// A request as the runtime hands it over.
-#[derive(Debug)]
 pub struct Inbound<S> {
     pub request: http::Request<Body<S>>,
     /// The connecting client's address, if the runtime knows it.
     pub client_ip: Option<IpAddr>,
     /// The data centre serving it, if the runtime says (and it was asked).
     pub colo: Option<String>,
+    /// Reads the runtime's geo data for the request. Reading it can cost
+    /// the runtime work, so the gateway calls it only when the config in
+    /// use has templates that need it.
+    pub geo: Option<Box<dyn FnOnce() -> Geo>>,
+}
+
+/// Where the runtime says a request came in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Geo {
+    pub colo: Option<String>,
+    pub country: Option<String>,
+    pub continent: Option<String>,
 }
 
 impl<S> Inbound<S> {
@@ -32,7 +43,25 @@ impl<S> Inbound<S> {
             request,
             client_ip,
             colo: None,
+            geo: None,
         }
+    }
+
+    /// The request, with a reader of the runtime's geo data.
+    pub fn with_geo(mut self, read: impl FnOnce() -> Geo + 'static) -> Inbound<S> {
+        self.geo = Some(Box::new(read));
+        self
+    }
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Inbound<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inbound")
+            .field("request", &self.request)
+            .field("client_ip", &self.client_ip)
+            .field("colo", &self.colo)
+            .field("geo", &self.geo.as_ref().map(|_| "(reader)"))
+            .finish()
     }
 }
 
@@ -68,6 +97,13 @@ impl Gateway {
             platform,
         );
         ctx.client.colo = inbound.colo;
+        let wants_geo = ctx.config.as_ref().is_ok_and(|config| config.needs_geo);
+        if wants_geo && let Some(read) = inbound.geo {
+            let geo = read();
+            ctx.client.colo = ctx.client.colo.take().or(geo.colo);
+            ctx.client.country = geo.country;
+            ctx.client.continent = geo.continent;
+        }
         pipeline::serve(&self.isolate, platform, &mut ctx).await
     }
 

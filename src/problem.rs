@@ -81,6 +81,26 @@ impl ProblemType {
         title: "Upstream service timed out",
         status: StatusCode::GATEWAY_TIMEOUT,
     };
+    pub const INVALID_BODY: ProblemType = ProblemType {
+        slug: "invalid-body",
+        title: "Request body refused",
+        status: StatusCode::BAD_REQUEST,
+    };
+    pub const BODY_TOO_LARGE: ProblemType = ProblemType {
+        slug: "body-too-large",
+        title: "Request body too large",
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+    };
+    pub const UNSUPPORTED_MEDIA_TYPE: ProblemType = ProblemType {
+        slug: "unsupported-media-type",
+        title: "Request body cannot be transformed",
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    };
+    pub const UPSTREAM_INVALID_BODY: ProblemType = ProblemType {
+        slug: "upstream-invalid-body",
+        title: "Upstream response could not be transformed",
+        status: StatusCode::BAD_GATEWAY,
+    };
     pub const INTERNAL: ProblemType = ProblemType {
         slug: "internal-error",
         title: "Internal gateway error",
@@ -88,7 +108,7 @@ impl ProblemType {
     };
 
     /// Every problem type, for docs and tests.
-    pub const ALL: [ProblemType; 12] = [
+    pub const ALL: [ProblemType; 16] = [
         Self::NOT_CONFIGURED,
         Self::BAD_REQUEST,
         Self::ROUTE_NOT_FOUND,
@@ -100,6 +120,10 @@ impl ProblemType {
         Self::RATE_LIMIT_UNAVAILABLE,
         Self::UPSTREAM_UNREACHABLE,
         Self::UPSTREAM_TIMEOUT,
+        Self::INVALID_BODY,
+        Self::BODY_TOO_LARGE,
+        Self::UNSUPPORTED_MEDIA_TYPE,
+        Self::UPSTREAM_INVALID_BODY,
         Self::INTERNAL,
     ];
 

@@ -103,6 +103,10 @@ fn problem_types_are_stable_and_distinct() {
             "rate-limit-unavailable",
             "upstream-unreachable",
             "upstream-timeout",
+            "invalid-body",
+            "body-too-large",
+            "unsupported-media-type",
+            "upstream-invalid-body",
             "internal-error",
         ]
     );

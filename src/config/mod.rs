@@ -23,6 +23,7 @@ use crate::cache::CachePolicy;
 use crate::cors::{CorsPolicy, RouteCors};
 use crate::ratelimit::RouteRateLimit;
 use crate::routing::{PathTransform, RouteSpec, RouteTable};
+use crate::transform::RouteTransform;
 use crate::upstream::Upstream;
 
 mod auth;
@@ -34,6 +35,7 @@ mod rate_limit;
 mod routes;
 mod services;
 pub mod source;
+mod transform;
 pub mod wire;
 
 use error::Issues;
@@ -71,6 +73,9 @@ pub struct Config {
     /// In document order.
     pub routes: Vec<Rc<Route>>,
     pub table: RouteTable<Rc<Route>>,
+    /// Whether any template reads the runtime's geo data (so the runtime
+    /// is asked for it).
+    pub needs_geo: bool,
 }
 
 /// Gateway-wide settings.
@@ -162,6 +167,8 @@ pub struct Route {
     pub cors: Option<RouteCors>,
     /// How its GET responses are cached; `None`: not at all.
     pub cache: Option<Rc<CachePolicy>>,
+    /// What it changes in requests and responses; `None`: nothing.
+    pub transformation: Option<Rc<RouteTransform>>,
 }
 
 impl Config {
@@ -203,12 +210,17 @@ impl Config {
             auth: &auth,
             cors: cors.as_ref(),
             cache: document.cache.as_ref(),
+            settings: &settings,
         };
         let routes = routes::check_routes(&document.routes, &context, &mut issues);
         if !issues.is_empty() {
             return Err(issues.into_error());
         }
         let table = routes::build_table(&routes)?;
+        let needs_geo = routes
+            .iter()
+            .filter_map(|route| route.transformation.as_deref())
+            .any(transform::needs_geo);
         Ok(Config {
             generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
             settings,
@@ -219,6 +231,7 @@ impl Config {
             services: services.into_values().collect(),
             routes,
             table,
+            needs_geo,
         })
     }
 

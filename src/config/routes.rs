@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use super::error::{ConfigError, Issues};
 use super::wire::{CacheDocument, RouteDocument, ServiceDocument};
-use super::{NAME_RULE, Route, Service, auth, cache, cors, is_name, rate_limit, services};
+use super::{
+    NAME_RULE, Route, Service, auth, cache, cors, is_name, rate_limit, services, transform,
+};
 use crate::cors::CorsPolicy;
 use crate::routing::{
     HostPattern, MethodSet, PathPattern, PathTransform, RouteConflict, RouteSpec, RouteTable,
@@ -20,6 +22,7 @@ pub(super) struct Context<'a> {
     pub auth: &'a auth::CheckedAuth,
     pub cors: Option<&'a Rc<CorsPolicy>>,
     pub cache: Option<&'a CacheDocument>,
+    pub settings: &'a super::Settings,
 }
 
 /// The usable routes, in document order; every problem goes to `issues`.
@@ -91,9 +94,9 @@ fn check_route(
         format!("{at}.timeout_ms"),
         issues,
     );
-    let transform = spec
+    let path_transform = spec
         .as_ref()
-        .and_then(|spec| check_transform(document, &spec.path, at, issues));
+        .and_then(|spec| check_path_transform(document, &spec.path, at, issues));
     let route_auth = document
         .auth
         .as_ref()
@@ -128,6 +131,22 @@ fn check_route(
         ),
         _ => None,
     };
+    let transformation = match (&document.transform, &spec) {
+        (Some(rules), Some(spec)) => transform::check_transform(
+            rules,
+            &transform::RouteFacts {
+                pattern: &spec.path,
+                auth: route_auth.as_ref().and_then(|auth| auth.as_ref()),
+                cache: cache.as_deref(),
+                settings: context.settings,
+                identity_prefix: context.auth.settings.identity_headers.prefix(),
+            },
+            at,
+            issues,
+        )
+        .map(Rc::new),
+        _ => None,
+    };
     if issues.len() != before {
         return None;
     }
@@ -136,12 +155,13 @@ fn check_route(
         position,
         spec: spec?,
         service: service?,
-        transform: transform?,
+        transform: path_transform?,
         timeout,
         auth: route_auth.flatten(),
         rate_limit: rate_limit.flatten(),
         cors,
         cache,
+        transformation,
     })
 }
 
@@ -202,7 +222,7 @@ fn check_service(
     None
 }
 
-fn check_transform(
+fn check_path_transform(
     document: &RouteDocument,
     pattern: &PathPattern,
     at: &str,

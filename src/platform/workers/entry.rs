@@ -8,17 +8,31 @@ use worker::{Context, Env, event};
 use super::WorkersPlatform;
 use super::convert;
 use crate::error::GatewayError;
-use crate::gateway::{Gateway, Inbound};
+use crate::gateway::{Gateway, Geo, Inbound};
 
 thread_local! {
     static GATEWAY: Gateway = Gateway::new();
 }
 
 /// The data centre serving the request (`request.cf.colo`). Reading `cf`
-/// makes the runtime build that object, so only metrics ask for it.
+/// makes the runtime build that object, so only metrics and configs whose
+/// templates use geo data ask for it.
 fn colo(request: &web_sys::Request) -> Option<String> {
+    cf_field(request, "colo")
+}
+
+fn cf_field(request: &web_sys::Request, name: &str) -> Option<String> {
     let cf = js_sys::Reflect::get(request, &"cf".into()).ok()?;
-    js_sys::Reflect::get(&cf, &"colo".into()).ok()?.as_string()
+    js_sys::Reflect::get(&cf, &name.into()).ok()?.as_string()
+}
+
+/// `request.cf`'s data centre, country and continent.
+fn geo(request: &web_sys::Request) -> Geo {
+    Geo {
+        colo: cf_field(request, "colo"),
+        country: cf_field(request, "country"),
+        continent: cf_field(request, "continent"),
+    }
 }
 
 #[event(start)]
@@ -49,6 +63,9 @@ async fn fetch(
             if platform.has_analytics() {
                 inbound.colo = colo(raw);
             }
+            // The handle, not `Request.clone()` (which would tee the body).
+            let for_geo = <web_sys::Request as Clone>::clone(&request);
+            let inbound = inbound.with_geo(move || geo(&for_geo));
             gateway.handle(&platform, inbound).await
         }
         Err(reason) => gateway.refuse(
