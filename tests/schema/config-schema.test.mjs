@@ -44,6 +44,9 @@ test("the schema rejects the invalid fixtures it can express", () => {
     "cors-credentials-any-origin",
     "cors-bad-origin",
     "log-bad-sample-rate",
+    "transform-two-operations",
+    "transform-xml-without-root",
+    "transform-bad-json-rule",
   ];
   for (const name of structural) {
     assert.equal(validate(fixture(`invalid/${name}.json`)), false, `${name} passed the schema`);
