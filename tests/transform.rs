@@ -561,6 +561,37 @@ fn hostile_xml_is_refused_before_the_origin_is_contacted() {
 }
 
 #[test]
+fn xml_bound_for_an_xml_origin_is_checked_and_forwarded_as_it_came() {
+    let harness = harness(legacy_routes());
+    let xxe = r#"<?xml version="1.0"?><!DOCTYPE order [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><order>&xxe;</order>"#;
+    let response = harness.send(with_body(
+        Method::POST,
+        "http://gw.example/legacy/orders",
+        &[("content-type", "application/xml")],
+        xxe,
+    ));
+    problem(&response, 400, "invalid-body");
+    assert!(
+        harness.platform.sent().is_empty(),
+        "the XML origin was never contacted"
+    );
+
+    let fine = "<order>\n  <!-- kept --><note>as <b>sent</b></note></order>";
+    let response = harness.send(with_body(
+        Method::POST,
+        "http://gw.example/legacy/orders",
+        &[("content-type", "application/xml")],
+        fine,
+    ));
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        &last_upstream(&harness).body[..],
+        fine.as_bytes(),
+        "byte for byte"
+    );
+}
+
+#[test]
 fn hostile_or_broken_xml_from_the_origin_is_502() {
     let harness = harness(legacy_routes());
     let response = harness.get("http://gw.example/legacy/orders/7?broken=1");

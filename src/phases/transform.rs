@@ -6,7 +6,9 @@
 //!   request body rules or the client's format is not the origin's:
 //!   413 over the cap, 415 for a body it cannot read (another media type
 //!   under body rules, or compressed), 400 for a body that is not what it
-//!   claims (invalid JSON, refused XML).
+//!   claims (invalid JSON, refused XML). XML sent on to an XML origin
+//!   unchanged is read and checked all the same, then forwarded as it
+//!   came.
 //! - Header and query rules shape the upstream request itself, so they
 //!   live where that request is built ([`super::forward`], through
 //!   [`upstream_query`] and [`upstream_headers`]) and apply to background
@@ -32,6 +34,7 @@ use crate::transform::headers::{apply_headers, apply_query};
 use crate::transform::template::TemplateInput;
 use crate::transform::{
     Format, RouteTransform, compressed, declared_format, rewrite_body, rewritten_head, weaken_etag,
+    xml,
 };
 
 /// What templates of this request read.
@@ -108,7 +111,10 @@ pub async fn request<P: Bodies>(
             )));
         }
     };
-    if !rules.rewrites_request_body(client) {
+    let rewrite = rules.rewrites_request_body(client);
+    // XML for an XML origin that needs no rewriting is still read and
+    // checked: a hostile document must never reach a legacy parser.
+    if !rewrite && client != Format::Xml {
         return Ok(Flow::Continue);
     }
     if let Some(coding) = compressed(&ctx.headers) {
@@ -128,6 +134,12 @@ pub async fn request<P: Bodies>(
         })?;
     if bytes.is_empty() {
         ctx.body = Body::Empty;
+        return Ok(Flow::Continue);
+    }
+    if !rewrite {
+        xml::to_json(&bytes, &rules.xml)
+            .map_err(|e| GatewayError::InvalidRequestBody(e.to_string()))?;
+        ctx.body = Body::Full(bytes);
         return Ok(Flow::Continue);
     }
     let rewritten = rewrite_body(
