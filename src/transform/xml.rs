@@ -171,6 +171,12 @@ fn open(
     if stack.len() >= options.max_depth {
         return Err(XmlError::TooDeep(options.max_depth));
     }
+    let name = start.name().0;
+    if !is_xml_name(name) {
+        return Err(XmlError::Malformed(format!(
+            "'{name}' is not an element name"
+        )));
+    }
     let mut fields = Map::new();
     let mut attributes = start.attributes();
     attributes.with_checks(true);
@@ -188,13 +194,19 @@ fn open(
                 )) => XmlError::UndefinedEntity(name),
                 other => XmlError::Malformed(other.to_string()),
             })?;
+        if !is_xml_name(attribute.key.0) {
+            return Err(XmlError::Malformed(format!(
+                "'{}' is not an attribute name",
+                attribute.key.0
+            )));
+        }
         let mut key = String::with_capacity(attribute.key.0.len() + 1);
         key.push('@');
         key.push_str(attribute.key.0);
         fields.insert(key, Value::String(value.into_owned()));
     }
     Ok(Frame {
-        name: start.name().0.to_owned(),
+        name: name.to_owned(),
         fields,
         text: String::new(),
     })
