@@ -410,3 +410,17 @@ fn generated_documents_never_panic_and_stay_bounded() {
         }
     }
 }
+
+#[test]
+fn the_documented_example_maps_both_ways() {
+    // docs/transformation.md, "The XML <-> JSON mapping".
+    let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<order id="7" xmlns:x="urn:x"><status>shipped</status><item sku="A1"><price>10</price></item><x:note>fragile &amp; heavy</x:note></order>"#;
+    let json = json!({"@id": "7", "@xmlns:x": "urn:x", "status": "shipped", "item": [{"@sku": "A1", "price": "10"}], "x:note": "fragile & heavy"});
+    let mut options = options();
+    options.always_array.insert("item".to_owned());
+    let (root, read) = to_json(xml.as_bytes(), &options).unwrap();
+    assert_eq!((root.as_str(), &read), ("order", &json));
+    let written = String::from_utf8(to_xml("order", &json, 64).unwrap()).unwrap();
+    assert_eq!(written, xml.replace('\n', ""));
+}
