@@ -158,6 +158,48 @@ fn templates_read_every_source() {
 }
 
 #[test]
+fn templates_read_api_key_callers_and_the_connection() {
+    let harness = harness(json!([{
+        "id": "k", "path": "/k/*", "service": "users", "auth": { "api_key": {} },
+        "transform": { "request": { "headers": [
+            { "set": "X-Consumer", "value": "${identity.consumer}/${identity.key_id}" },
+            { "set": "X-Conn", "value": "${client.scheme}://${client.host}" },
+            { "set": "X-Colo", "value": "${cf.colo}" },
+            { "set": "X-Req-Id", "value": "${request.id}" }
+        ] } }
+    }]));
+    let (id, key) = portico::auth::api_key::generate(&[7u8; 38]);
+    let record = portico::auth::api_key::KeyRecord::new(&id, &key, "acme", tokens::NOW as u64 - 60);
+    harness.platform.kv_put(
+        portico::platform::KvNamespace::Keys,
+        &portico::auth::api_key::kv_key(&id),
+        &serde_json::to_string(&record).unwrap(),
+    );
+    let request = request(
+        Method::GET,
+        "https://gw.example:8443/k/1",
+        &[("x-api-key", &key), ("x-request-id", "req-42")],
+    );
+    let inbound = Inbound::new(request, None).with_geo(|| Geo {
+        colo: Some("AMS".into()),
+        ..Geo::default()
+    });
+    let response = futures::executor::block_on(harness.gateway.handle(&harness.platform, inbound));
+    assert_eq!(response.status(), StatusCode::OK);
+    let sent = last_upstream(&harness);
+    assert_eq!(
+        header(&sent.headers, "x-consumer"),
+        Some(format!("acme/{id}").as_str())
+    );
+    assert_eq!(
+        header(&sent.headers, "x-conn"),
+        Some("https://gw.example:8443")
+    );
+    assert_eq!(header(&sent.headers, "x-colo"), Some("AMS"));
+    assert_eq!(header(&sent.headers, "x-req-id"), Some("req-42"));
+}
+
+#[test]
 fn geo_data_is_read_only_when_a_template_needs_it() {
     let harness = harness(json!([{ "id": "plain", "path": "/p/*", "service": "users",
         "transform": { "request": { "headers": [ { "set": "X-Where", "value": "${client.ip}" } ] } } }]));
