@@ -22,7 +22,7 @@ before(async () => {
       config.services.legacy = { url: legacy.url, timeout_ms: 5000 };
       config.routes.push(
         {
-          id: "legacy", path: "/legacy/*", service: "legacy", strip_prefix: "/legacy",
+          id: "xml-origin", path: "/legacy/*", service: "legacy", strip_prefix: "/legacy",
           transform: {
             origin_format: "xml", negotiate: true,
             xml: { root: "order", always_array: ["item"] },
