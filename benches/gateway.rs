@@ -1,8 +1,9 @@
 //! The gateway's own CPU per request, natively: the whole pipeline on the
 //! in-memory platform (routing only, warm API key with a rate-limit
 //! decision, JWT cached and not), route matching on large tables, the
-//! rate-limit decision itself, and choosing a target among 100 for each
-//! balancing algorithm. `cargo bench`, or `make bench`.
+//! rate-limit decision itself, choosing a target among 100 for each
+//! balancing algorithm, and XML <-> JSON of a 10 KB document.
+//! `cargo bench`, or `make bench`.
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
@@ -12,6 +13,8 @@ mod native {
     use http::Method;
     use portico::bench::BenchGateway;
     use portico::routing::{MethodSet, PathPattern, RequestPath, RouteSpec, RouteTable};
+    use portico::transform::xml::XmlOptions;
+    use portico::transform::{Format, rewrite_body};
     use serde_json::Value;
 
     fn fixture(path: &str) -> String {
@@ -185,6 +188,65 @@ mod native {
         }
         group.finish();
     }
+
+    /// An order of about 10 KB: attributes, repeated elements, nesting,
+    /// escaped text; as XML and as the JSON it maps to.
+    fn order_documents() -> (String, Value) {
+        let mut xml = String::from(
+            r#"<?xml version="1.0" encoding="UTF-8"?><order id="7" xmlns:a="urn:audit"><status>shipped</status>"#,
+        );
+        let mut index = 0;
+        while xml.len() < 10 * 1024 {
+            xml.push_str(&format!(
+                r#"<item sku="SKU-{index}"><name>Item {index} &amp; co</name><price currency="EUR">{index}.90</price><qty>2</qty><tags><tag>a</tag><tag>b</tag></tags></item>"#
+            ));
+            index += 1;
+        }
+        xml.push_str("<a:trail>batch 42</a:trail></order>");
+        let options = XmlOptions::default();
+        let (_, json) = portico::transform::xml::to_json(xml.as_bytes(), &options).unwrap();
+        (xml, json)
+    }
+
+    pub fn transformation(c: &mut Criterion) {
+        let (xml, json) = order_documents();
+        let json_text = serde_json::to_vec(&json).unwrap();
+        let options = XmlOptions {
+            root: "order".to_owned(),
+            ..XmlOptions::default()
+        };
+        let mut group = c.benchmark_group("transform_10kb");
+        group.throughput(criterion::Throughput::Bytes(xml.len() as u64));
+        group.bench_function("xml_to_json", |b| {
+            b.iter(|| {
+                black_box(
+                    rewrite_body(
+                        black_box(xml.as_bytes()),
+                        Format::Xml,
+                        &[],
+                        Format::Json,
+                        &options,
+                    )
+                    .unwrap(),
+                )
+            });
+        });
+        group.bench_function("json_to_xml", |b| {
+            b.iter(|| {
+                black_box(
+                    rewrite_body(
+                        black_box(&json_text),
+                        Format::Json,
+                        &[],
+                        Format::Xml,
+                        &options,
+                    )
+                    .unwrap(),
+                )
+            });
+        });
+        group.finish();
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -193,7 +255,8 @@ criterion::criterion_group!(
     native::pipeline,
     native::route_matching,
     native::rate_limit_decision,
-    native::target_choice
+    native::target_choice,
+    native::transformation
 );
 #[cfg(not(target_arch = "wasm32"))]
 criterion::criterion_main!(benches);

@@ -76,6 +76,20 @@ pub enum GatewayError {
     /// `retry_after` in seconds.
     #[error("no healthy upstream target (retry after {retry_after} s)")]
     NoHealthyUpstream { retry_after: u64 },
+    /// The request body could not be read as the route expects (not
+    /// JSON, refused XML, or not convertible); the text is the client's.
+    #[error("invalid request body: {0}")]
+    InvalidRequestBody(String),
+    /// A request body the route transforms was over its cap (bytes).
+    #[error("request body over {0} bytes")]
+    RequestBodyTooLarge(usize),
+    /// A request body of a type or encoding the route cannot transform.
+    #[error("unsupported request body: {0}")]
+    UnsupportedRequestBody(String),
+    /// The upstream's response could not be transformed; the text may
+    /// describe the service and is for the log only.
+    #[error("upstream response not transformable: {0}")]
+    InvalidUpstreamBody(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -101,6 +115,10 @@ impl GatewayError {
             GatewayError::AggregateFailed { timeout: true, .. } => ProblemType::AGGREGATE_TIMEOUT,
             GatewayError::AggregateFailed { .. } => ProblemType::AGGREGATE_FAILED,
             GatewayError::NoHealthyUpstream { .. } => ProblemType::NO_HEALTHY_UPSTREAM,
+            GatewayError::InvalidRequestBody(_) => ProblemType::INVALID_BODY,
+            GatewayError::RequestBodyTooLarge(_) => ProblemType::BODY_TOO_LARGE,
+            GatewayError::UnsupportedRequestBody(_) => ProblemType::UNSUPPORTED_MEDIA_TYPE,
+            GatewayError::InvalidUpstreamBody(_) => ProblemType::UPSTREAM_INVALID_BODY,
             GatewayError::Internal(_) => ProblemType::INTERNAL,
         }
     }
@@ -165,6 +183,19 @@ impl GatewayError {
             GatewayError::NoHealthyUpstream { retry_after } => format!(
                 "No instance of the upstream service is healthy right now; retry in {retry_after} s."
             ),
+            GatewayError::InvalidRequestBody(reason) => {
+                format!("The request body was refused: {reason}.")
+            }
+            GatewayError::RequestBodyTooLarge(limit) => {
+                format!("This route reads request bodies of at most {limit} bytes.")
+            }
+            GatewayError::UnsupportedRequestBody(reason) => {
+                format!("The request body cannot be transformed: {reason}.")
+            }
+            GatewayError::InvalidUpstreamBody(_) => {
+                "The upstream service's response could not be transformed for this route."
+                    .to_owned()
+            }
             GatewayError::Internal(_) => "The gateway failed to handle this request.".to_owned(),
         };
         let mut problem = Problem::new(self.problem_type(), detail, request_id);

@@ -18,7 +18,6 @@ use crate::platform::Platform;
 use crate::upstream::geo::Location;
 
 /// A request as the runtime hands it over.
-#[derive(Debug)]
 pub struct Inbound<S> {
     pub request: http::Request<Body<S>>,
     /// The connecting client's address, if the runtime knows it.
@@ -26,7 +25,7 @@ pub struct Inbound<S> {
     /// The data centre serving it, if the runtime says (and it was asked).
     pub colo: Option<String>,
     /// Where the caller is, read only if a balanced service prefers
-    /// nearby targets.
+    /// nearby targets or the config's templates use it.
     pub locator: Option<Locator>,
 }
 
@@ -43,6 +42,13 @@ impl<S> Inbound<S> {
     /// The same request, from a caller at `location`.
     pub fn located(mut self, location: Location) -> Inbound<S> {
         self.locator = Some(Locator::known(location));
+        self
+    }
+
+    /// The same request, with a reader of where the caller is (called at
+    /// most once, and only if something needs it).
+    pub fn located_by(mut self, read: impl FnOnce() -> Location + 'static) -> Inbound<S> {
+        self.locator = Some(Locator::new(read));
         self
     }
 }
@@ -80,6 +86,13 @@ impl Gateway {
         );
         ctx.client.colo = inbound.colo;
         ctx.locator = inbound.locator;
+        if ctx.config.as_ref().is_ok_and(|config| config.needs_geo)
+            && let Some(location) = ctx.client_location().cloned()
+        {
+            ctx.client.colo = ctx.client.colo.take().or(location.colo);
+            ctx.client.country = location.country;
+            ctx.client.continent = location.continent;
+        }
         pipeline::serve(&self.isolate, platform, &mut ctx).await
     }
 

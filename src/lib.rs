@@ -15,6 +15,8 @@
 //!   reference resolved, and the per-isolate cache that never swaps in a
 //!   bad one.
 //! - [`auth`], [`ratelimit`], [`cors`]: the policies the phases apply.
+//! - [`transform`]: header and query templates, JSON reshaping, and the
+//!   XML <-> JSON mapping that request and response transforms apply.
 //! - [`observe`]: access log events, W3C trace context, metrics points.
 //! - [`http`]: small shared HTTP facts (hop-by-hop headers,
 //!   `Cache-Control`).
@@ -66,6 +68,7 @@ pub mod platform;
 pub mod problem;
 pub mod ratelimit;
 pub mod routing;
+pub mod transform;
 pub mod ttl_cache;
 pub mod upstream;
 

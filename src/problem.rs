@@ -86,6 +86,26 @@ impl ProblemType {
         title: "No healthy upstream target",
         status: StatusCode::SERVICE_UNAVAILABLE,
     };
+    pub const INVALID_BODY: ProblemType = ProblemType {
+        slug: "invalid-body",
+        title: "Request body refused",
+        status: StatusCode::BAD_REQUEST,
+    };
+    pub const BODY_TOO_LARGE: ProblemType = ProblemType {
+        slug: "body-too-large",
+        title: "Request body too large",
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+    };
+    pub const UNSUPPORTED_MEDIA_TYPE: ProblemType = ProblemType {
+        slug: "unsupported-media-type",
+        title: "Request body cannot be transformed",
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    };
+    pub const UPSTREAM_INVALID_BODY: ProblemType = ProblemType {
+        slug: "upstream-invalid-body",
+        title: "Upstream response could not be transformed",
+        status: StatusCode::BAD_GATEWAY,
+    };
     pub const INTERNAL: ProblemType = ProblemType {
         slug: "internal-error",
         title: "Internal gateway error",
@@ -111,7 +131,7 @@ impl ProblemType {
     };
 
     /// Every problem type, for docs and tests.
-    pub const ALL: [ProblemType; 16] = [
+    pub const ALL: [ProblemType; 20] = [
         Self::NOT_CONFIGURED,
         Self::BAD_REQUEST,
         Self::ROUTE_NOT_FOUND,
@@ -124,6 +144,10 @@ impl ProblemType {
         Self::UPSTREAM_UNREACHABLE,
         Self::UPSTREAM_TIMEOUT,
         Self::NO_HEALTHY_UPSTREAM,
+        Self::INVALID_BODY,
+        Self::BODY_TOO_LARGE,
+        Self::UNSUPPORTED_MEDIA_TYPE,
+        Self::UPSTREAM_INVALID_BODY,
         Self::INTERNAL,
         Self::AGGREGATE_FAILED,
         Self::AGGREGATE_TIMEOUT,

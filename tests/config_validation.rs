@@ -25,7 +25,7 @@ fn basic_demo_and_full_fixtures_are_valid() {
     assert!(basic.routes.iter().all(|r| r.auth.is_none()));
 
     let demo = Config::from_json(&fixture("config/demo.json")).expect("demo config");
-    assert_eq!(demo.services.len(), 3);
+    assert_eq!(demo.services.len(), 4);
     assert_eq!(demo.auth.issuers.len(), 1);
     assert_eq!(
         demo.auth.signing_secret.as_deref(),
@@ -264,6 +264,26 @@ const INVALID: &[(&str, &str, &str)] = &[
         "scheme, host and port only",
     ),
     ("log-bad-sample-rate", "log.sample_rate", "between 0 and 1"),
+    (
+        "transform-two-operations",
+        "routes[0].transform.request.headers[0]",
+        "exactly one of 'set', 'add', 'append', 'remove' or 'rename'",
+    ),
+    (
+        "transform-xml-without-root",
+        "routes[0].transform.xml.root",
+        "name the root element",
+    ),
+    (
+        "transform-unknown-param",
+        "routes[0].transform.request.headers[0].value",
+        "is not a parameter of the route's path pattern",
+    ),
+    (
+        "transform-bad-json-rule",
+        "routes[0].transform.response.body[0]",
+        "exactly one of 'allow', 'deny', 'rename', 'wrap' or 'take'",
+    ),
 ];
 
 #[test]

@@ -60,10 +60,11 @@ fn full_fixture_rewrites() {
             "http://10.0.0.7:8080/v2/2024/17?sort=desc",
         ),
         ("http://gw.example/api/orders", "http://10.0.0.7:8080/v2"),
-        // strip_prefix through a parameter, with a host condition
+        // strip_prefix through a parameter, with a host condition (and
+        // the route's query rule, which sets the tenant from it)
         (
-            "http://acme.example.com/t/acme/reports/q3",
-            "http://[::1]:9000/legacy/reports/q3",
+            "http://acme.example.com/t/acme/reports/q3?debug=1",
+            "http://[::1]:9000/legacy/reports/q3?tenant=acme",
         ),
         // unchanged path, base path kept
         (

@@ -156,7 +156,7 @@ where
         ceiling.min(UnixMillis(exp.saturating_mul(1000)))
     });
     let text = |name: &str| result.get(name).and_then(Value::as_str).map(str::to_owned);
-    let identity = Identity {
+    let mut identity = Identity {
         method: Some(AuthMethod::Introspection),
         consumer: text("client_id"),
         key_id: None,
@@ -169,6 +169,8 @@ where
             .unwrap_or_default(),
         scopes: names_at(&result, &introspector.scopes_claim),
         rate: None,
+        claims: None,
     };
+    identity.claims = Some(std::rc::Rc::new(result));
     Ok(Some((identity, until)))
 }

@@ -329,6 +329,7 @@ fn identity(issuer: &Issuer, claims: &Claims<Map<String, Value>>) -> Identity {
             .unwrap_or_default(),
         scopes: names_at(&claims.custom, &issuer.scopes_claim),
         rate: None,
+        claims: Some(std::rc::Rc::new(claims.custom.clone())),
     }
 }
 

@@ -70,6 +70,9 @@ pub struct Identity {
     pub roles: Vec<String>,
     pub scopes: Vec<String>,
     pub rate: Option<RatePlan>,
+    /// A token's claims (the JWT payload, or the introspection answer),
+    /// for templates that name them; `None` for API keys.
+    pub claims: Option<std::rc::Rc<serde_json::Map<String, serde_json::Value>>>,
 }
 
 /// Roles or scopes a route requires.

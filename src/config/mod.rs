@@ -23,6 +23,7 @@ use crate::cache::CachePolicy;
 use crate::cors::{CorsPolicy, RouteCors};
 use crate::ratelimit::{Policy, RouteRateLimit};
 use crate::routing::{PathTransform, RouteSpec, RouteTable};
+use crate::transform::RouteTransform;
 use crate::upstream::Upstream;
 use crate::upstream::retry::RetryPolicy;
 
@@ -38,6 +39,7 @@ mod rate_limit;
 mod routes;
 mod services;
 pub mod source;
+mod transform;
 pub mod wire;
 
 use error::Issues;
@@ -78,6 +80,9 @@ pub struct Config {
     /// In document order.
     pub routes: Vec<Rc<Route>>,
     pub table: RouteTable<Rc<Route>>,
+    /// Whether any template reads the runtime's geo data (so the runtime
+    /// is asked for it).
+    pub needs_geo: bool,
 }
 
 /// Gateway-wide settings.
@@ -179,6 +184,8 @@ pub struct Route {
     /// The retry policy of a balanced service's requests on this route:
     /// the route's own, else the service's; `None`: the always-safe retry.
     pub retry: Option<Rc<RetryPolicy>>,
+    /// What it changes in requests and responses; `None`: nothing.
+    pub transformation: Option<Rc<RouteTransform>>,
 }
 
 impl Config {
@@ -228,12 +235,17 @@ impl Config {
             auth: &auth,
             cors: cors.as_ref(),
             cache: document.cache.as_ref(),
+            settings: &settings,
         };
         let routes = routes::check_routes(&document.routes, &context, &mut issues);
         if !issues.is_empty() {
             return Err(issues.into_error());
         }
         let table = routes::build_table(&routes)?;
+        let needs_geo = routes
+            .iter()
+            .filter_map(|route| route.transformation.as_deref())
+            .any(transform::needs_geo);
         Ok(Config {
             generation: GENERATIONS.fetch_add(1, Ordering::Relaxed),
             settings,
@@ -245,6 +257,7 @@ impl Config {
             services: services.into_values().collect(),
             routes,
             table,
+            needs_geo,
         })
     }
 

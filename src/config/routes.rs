@@ -9,7 +9,7 @@ use super::error::{ConfigError, Issues};
 use super::wire::{CacheDocument, RouteDocument, ServiceDocument};
 use super::{
     NAME_RULE, Route, Service, aggregate, auth, balancing, cache, cors, is_name, rate_limit,
-    services,
+    services, transform,
 };
 use crate::cors::CorsPolicy;
 use crate::routing::{
@@ -25,6 +25,7 @@ pub(super) struct Context<'a> {
     pub auth: &'a auth::CheckedAuth,
     pub cors: Option<&'a Rc<CorsPolicy>>,
     pub cache: Option<&'a CacheDocument>,
+    pub settings: &'a super::Settings,
 }
 
 /// The usable routes, in document order; every problem goes to `issues`.
@@ -133,9 +134,9 @@ fn check_route(
         format!("{at}.timeout_ms"),
         issues,
     );
-    let transform = spec
+    let path_transform = spec
         .as_ref()
-        .and_then(|spec| check_transform(document, &spec.path, at, issues));
+        .and_then(|spec| check_path_transform(document, &spec.path, at, issues));
     let rate_limit = document
         .rate_limit
         .as_ref()
@@ -155,6 +156,12 @@ fn check_route(
             issues,
         )
     });
+    if document.transform.is_some() && document.aggregate.is_some() {
+        issues.push(
+            format!("{at}.transform"),
+            "an aggregate's legs shape their own answers ('take', 'allow', 'deny', 'rename'); 'transform' applies to routes with a 'service'",
+        );
+    }
     if document.retry.is_some() && document.aggregate.is_some() {
         issues.push(
             format!("{at}.retry"),
@@ -180,6 +187,22 @@ fn check_route(
         ),
         _ => None,
     };
+    let transformation = match (&document.transform, &spec) {
+        (Some(rules), Some(spec)) => transform::check_transform(
+            rules,
+            &transform::RouteFacts {
+                pattern: &spec.path,
+                auth: route_auth.as_ref().and_then(|auth| auth.as_ref()),
+                cache: cache.as_deref(),
+                settings: context.settings,
+                identity_prefix: context.auth.settings.identity_headers.prefix(),
+            },
+            at,
+            issues,
+        )
+        .map(Rc::new),
+        _ => None,
+    };
     if issues.len() != before {
         return None;
     }
@@ -193,7 +216,7 @@ fn check_route(
         position,
         spec: spec?,
         service,
-        transform: transform?,
+        transform: path_transform?,
         timeout,
         auth: route_auth.flatten(),
         rate_limit: rate_limit.flatten(),
@@ -201,6 +224,7 @@ fn check_route(
         cache,
         keep_escaped_slashes: document.escaped_slashes == Some(super::wire::EscapedSlashes::Keep),
         retry,
+        transformation,
     })
 }
 
@@ -295,7 +319,7 @@ fn check_service(
     None
 }
 
-fn check_transform(
+fn check_path_transform(
     document: &RouteDocument,
     pattern: &PathPattern,
     at: &str,

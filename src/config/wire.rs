@@ -264,6 +264,8 @@ pub struct RouteDocument {
     pub escaped_slashes: Option<EscapedSlashes>,
     /// Replaces the service's retry policy for this route.
     pub retry: Option<RetryDocument>,
+    /// Change requests and responses on their way through.
+    pub transform: Option<TransformDocument>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -311,6 +313,91 @@ pub struct LegDocument {
     pub rename: Option<BTreeMap<String, String>>,
     /// Cache this leg's answers (a route cache policy).
     pub cache: Option<CacheDocument>,
+}
+
+/// A route's transformation rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformDocument {
+    /// The format the service speaks: `json` (default) or `xml`.
+    pub origin_format: Option<FormatName>,
+    /// Clients may send XML and ask for it with `Accept`.
+    pub negotiate: Option<bool>,
+    pub xml: Option<XmlDocument>,
+    /// The largest body read to be transformed.
+    pub max_body_bytes: Option<u64>,
+    pub request: Option<RequestTransformDocument>,
+    pub response: Option<ResponseTransformDocument>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FormatName {
+    Json,
+    Xml,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XmlDocument {
+    /// The root element of XML the gateway writes.
+    pub root: Option<String>,
+    pub always_array: Option<Vec<String>>,
+    pub infer_types: Option<bool>,
+    pub max_depth: Option<u64>,
+    pub max_attributes: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestTransformDocument {
+    pub headers: Option<Vec<HeaderRuleDocument>>,
+    pub query: Option<Vec<HeaderRuleDocument>>,
+    pub body: Option<Vec<JsonRuleDocument>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseTransformDocument {
+    pub headers: Option<Vec<HeaderRuleDocument>>,
+    pub body: Option<Vec<JsonRuleDocument>>,
+}
+
+/// One header or query rule: exactly one of `set`, `add`, `append`,
+/// `remove`, `rename`, naming what it changes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderRuleDocument {
+    pub set: Option<String>,
+    pub add: Option<String>,
+    pub append: Option<String>,
+    pub remove: Option<String>,
+    pub rename: Option<String>,
+    /// The new name, for `rename`.
+    pub to: Option<String>,
+    /// The value template, for `set`, `add` and `append`.
+    pub value: Option<String>,
+    pub if_missing: Option<MissingName>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingName {
+    Remove,
+    Empty,
+}
+
+/// One JSON rule: exactly one of `allow`, `deny`, `rename` (with `to`),
+/// `wrap`, `take`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonRuleDocument {
+    pub allow: Option<Vec<String>>,
+    pub deny: Option<Vec<String>>,
+    pub rename: Option<String>,
+    pub to: Option<String>,
+    pub wrap: Option<String>,
+    pub take: Option<String>,
 }
 
 /// A route's rate limits.

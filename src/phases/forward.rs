@@ -25,6 +25,11 @@
 //!   otherwise, the credential itself (API key header or query parameter,
 //!   `Authorization`) does not go upstream.
 //!
+//! - The route's request header and query rules ([`super::transform`])
+//!   apply after all of the above and before the identity headers, so
+//!   they reach background cache refreshes too and cannot forge what
+//!   the gateway asserts.
+//!
 //! The body is never read here. `GET` and `HEAD` requests go upstream
 //! without one, and without `Content-Length` (`Transfer-Encoding` is
 //! hop-by-hop): the runtime cannot send a body with them, and a length
@@ -40,6 +45,7 @@ use crate::config::{Config, Settings};
 use crate::error::GatewayError;
 use crate::http::strip_hop_by_hop;
 use crate::observe::trace::TRACEPARENT;
+use crate::phases::transform;
 use crate::pipeline::context::{ClientInfo, RequestCtx, Routed};
 use crate::platform::{Clock, Secrets};
 use crate::upstream::Origin;
@@ -69,6 +75,7 @@ where
         None => None,
     };
     let query = upstream_query(ctx.uri.query(), policy);
+    let query = transform::upstream_query(ctx, query);
     let uri = upstream_uri(routed, origin, query.as_deref())?;
     let cached = routed.route.cache.is_some();
     let mut headers = upstream_headers(
@@ -78,6 +85,7 @@ where
         &ctx.request_id,
         cached,
     );
+    transform::upstream_headers(ctx, &mut headers);
     headers.insert(TRACEPARENT, ctx.trace.traceparent());
     set_identity_headers(
         &mut headers,

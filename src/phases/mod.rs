@@ -12,6 +12,7 @@
 //! | authorize      | [`authorize`]    | required roles and scopes; 403 if missing           |
 //! | rate limit     | [`rate_limit`]   | every policy admits it; 429, or 503 if closed       |
 //! | cache          | [`cache`]        | answer from the cache; store and share what came    |
+//! | transform      | [`transform`]    | rewrite bodies; header and query rules; 400/413/415/502 |
 //! | forward        | [`forward`]      | the upstream request: URL, headers, identity, trace |
 //! | upstream       | [`upstream`]     | choose the target and call it; 502 or 504           |
 //! | (aggregate)    | [`aggregate`]    | an aggregate route's legs, merged; 502 or 504       |
@@ -35,4 +36,5 @@ pub mod rate_limit;
 pub mod request_id;
 pub mod respond;
 pub mod route;
+pub mod transform;
 pub mod upstream;

@@ -38,6 +38,11 @@ pub struct ClientInfo {
     /// The data centre serving the request, when the runtime says (read
     /// only where something needs it: it is costly on Workers).
     pub colo: Option<String>,
+    /// The client's country (ISO 3166-1 alpha-2) and continent, as the
+    /// runtime's geo data says; read only when a config's templates use
+    /// them.
+    pub country: Option<String>,
+    pub continent: Option<String>,
 }
 
 impl ClientInfo {
@@ -54,6 +59,8 @@ impl ClientInfo {
             scheme: uri.scheme_str().map(str::to_owned),
             host,
             colo: None,
+            country: None,
+            continent: None,
         }
     }
 }

@@ -23,15 +23,15 @@
 //! | 8 | authorize      | [`phases::authorize`]         | 403               | -               |
 //! | 9 | rate limit     | [`phases::rate_limit`]        | 429, 503          | -               |
 //! |10 | cache lookup   | [`phases::cache::lookup`]     | yes (a hit, 304)  | -               |
-//! | - | request transform | (transformation)           | 400, 413          | -               |
-//! |11 | upstream       | [`phases::upstream`]          | 502, 503, 504     | -               |
-//! |12 | cache store    | [`phases::cache::store`]      | stale-if-error    | upstream only   |
-//! | - | response transform | (transformation)          | -                 | no              |
-//! |13 | rate-limit headers | [`phases::rate_limit::decorate`] | -            | yes             |
-//! |14 | CORS headers   | [`phases::cors::decorate`]    | -                 | yes             |
-//! |15 | cache status   | [`phases::cache::decorate`]   | -                 | yes             |
-//! |16 | finish         | [`phases::respond`]           | -                 | yes             |
-//! |17 | log and metrics| [`phases::log`]               | -                 | yes             |
+//! |11 | request transform | [`phases::transform::request`] | 400, 413, 415 | -             |
+//! |12 | upstream       | [`phases::upstream`]          | 502, 503, 504     | -               |
+//! |13 | cache store    | [`phases::cache::store`]      | stale-if-error    | upstream only   |
+//! |14 | response transform | [`phases::transform::response`] | 502       | no: origin's responses only (cache hits included) |
+//! |15 | rate-limit headers | [`phases::rate_limit::decorate`] | -            | yes             |
+//! |16 | CORS headers   | [`phases::cors::decorate`]    | -                 | yes             |
+//! |17 | cache status   | [`phases::cache::decorate`]   | -                 | yes             |
+//! |18 | finish         | [`phases::respond`]           | -                 | yes             |
+//! |19 | log and metrics| [`phases::log`]               | -                 | yes             |
 //!
 //! Phases never call each other: they communicate through
 //! [`RequestCtx`]. Only the pipeline knows their order.
@@ -47,7 +47,8 @@ use crate::cache::coalesce::Coalescer;
 use crate::config::ConfigSource;
 use crate::error::GatewayError;
 use crate::phases::{
-    auth_throttle, authenticate, authorize, cache, cors, log, rate_limit, respond, route, upstream,
+    auth_throttle, authenticate, authorize, cache, cors, log, rate_limit, respond, route,
+    transform, upstream,
 };
 use crate::platform::Platform;
 use crate::ratelimit::local::LocalLimits;
@@ -100,11 +101,12 @@ pub async fn serve<P: Platform>(
     platform: &P,
     ctx: &mut RequestCtx<P::Stream>,
 ) -> http::Response<Body<P::Stream>> {
-    let response = match request_phases(isolate, platform, ctx).await {
-        Ok(response) => response,
-        Err(error) => ctx.fail(error),
+    let answer = match request_phases(isolate, platform, ctx).await {
+        Ok(response) if from_origin(ctx) => Answer::Origin(response),
+        Ok(response) => Answer::Gateway(response),
+        Err(error) => Answer::Gateway(ctx.fail(error)),
     };
-    let response = response_phases(ctx, response);
+    let response = response_phases(platform, ctx, answer).await;
     log::finish(platform, ctx, &response);
     response
 }
@@ -145,17 +147,48 @@ async fn request_phases<P: Platform>(
     answer_or_continue!(authorize::run(ctx)?);
     answer_or_continue!(rate_limit::run(platform, &isolate.limits, ctx).await?);
     answer_or_continue!(cache::lookup(isolate, platform, &config, ctx).await?);
-    // Request transformation slots in here.
+    answer_or_continue!(transform::request(platform, ctx).await?);
     let response = upstream::run(isolate, platform, &config, ctx).await;
     cache::store(platform, ctx, response)
 }
 
-/// The phases every response goes through, from the upstream or not.
-fn response_phases<S>(
-    ctx: &mut RequestCtx<S>,
-    mut response: http::Response<Body<S>>,
-) -> http::Response<Body<S>> {
-    // Response transformation slots in here.
+/// A response, and whether it carries the origin's content (then the
+/// route's response transforms apply) or the gateway's own.
+enum Answer<S> {
+    Origin(http::Response<Body<S>>),
+    Gateway(http::Response<Body<S>>),
+}
+
+/// Whether the request phases answered with the origin's response: the
+/// upstream's, or one the cache kept of it (a hit, a stale entry, a
+/// concurrent request's).
+fn from_origin<S>(ctx: &RequestCtx<S>) -> bool {
+    use crate::cache::status::CacheOutcome;
+    ctx.upstream.status.is_some()
+        || ctx.cache.as_ref().is_some_and(|cache| {
+            matches!(
+                cache.outcome,
+                CacheOutcome::Hit { .. }
+                    | CacheOutcome::StaleIfError { .. }
+                    | CacheOutcome::Coalesced
+            )
+        })
+}
+
+/// The phases every response goes through, from the upstream or not;
+/// the response transform only on the origin's.
+async fn response_phases<P: Platform>(
+    platform: &P,
+    ctx: &mut RequestCtx<P::Stream>,
+    answer: Answer<P::Stream>,
+) -> http::Response<Body<P::Stream>> {
+    let mut response = match answer {
+        Answer::Origin(response) => match transform::response(platform, ctx, response).await {
+            Ok(response) => response,
+            Err(error) => ctx.fail(error),
+        },
+        Answer::Gateway(response) => response,
+    };
     rate_limit::decorate(ctx, &mut response);
     cors::decorate(ctx, &mut response);
     cache::decorate(ctx, &mut response);

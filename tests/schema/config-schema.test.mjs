@@ -50,6 +50,9 @@ test("the schema rejects the invalid fixtures it can express", () => {
     "balance-bad-continent",
     "retry-bad-attempts",
     "health-bad-path",
+    "transform-two-operations",
+    "transform-xml-without-root",
+    "transform-bad-json-rule",
   ];
   for (const name of structural) {
     assert.equal(validate(fixture(`invalid/${name}.json`)), false, `${name} passed the schema`);

@@ -1,6 +1,7 @@
 // `make dev`: the demo on this machine. Starts the echo origins (users;
 // orders-a and orders-b, the two instances of the balanced orders service,
-// orders-b in a process of its own so it can be stopped alone; catalog),
+// orders-b in a process of its own so it can be stopped alone; catalog;
+// legacy, which speaks XML only),
 // seeds local KV with fixtures/config/demo.json and the demo API
 // key, runs the gateway under `wrangler dev` on http://127.0.0.1:8787, and
 // prints what to try. Ctrl-C stops everything it started.
@@ -11,6 +12,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startEchoServer } from "../../fixtures/origin/echo-server.mjs";
+import { startXmlServer } from "../../fixtures/origin/xml-server.mjs";
 import { demoClaims, mintToken } from "../../fixtures/auth/mint-token.mjs";
 import { ROOT, pushConfig, putKvRaw, startWrangler } from "./stack.mjs";
 
@@ -37,6 +39,9 @@ try {
     started.push(origin.close);
     console.log(`origin ${name.padEnd(8)} ${origin.url}`);
   }
+  const legacy = await startXmlServer({ name: "legacy", port: 9105 });
+  started.push(legacy.close);
+  console.log(`origin legacy   ${legacy.url} (speaks XML only)`);
   const ordersB = spawn(process.execPath, [ORDERS_B_SCRIPT, "--name", "orders-b", "--port", "9104"], {
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -100,6 +105,8 @@ Then try:
                                                         # orders-a, orders-b, ... (balanced)
   kill ${ordersB.pid}                                    # stop orders-b: GETs still answer, from orders-a
   node fixtures/origin/echo-server.mjs --name orders-b --port 9104 &   # back within ~5 s
+  curl -s ${base}/api/legacy/orders/7 -H "X-API-Key: $KEY"   # XML-only origin, JSON answer (cost and audit trail left out)
+  curl -s ${base}/api/legacy/orders/7 -H "X-API-Key: $KEY" -H "Accept: application/xml"   # the same order, as XML
   curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; fwd=uri-miss; stored; ttl=30
   curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; hit; ttl=29 (the origin saw one request)
   curl -si ${base}/api/orders/7 -H "X-API-Key: $KEY" | grep -i '^cache-status'   # cached per API key for 10 s

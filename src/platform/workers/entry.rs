@@ -19,25 +19,25 @@ thread_local! {
 }
 
 /// The data centre serving the request (`request.cf.colo`). Reading `cf`
-/// makes the runtime build that object, so only metrics ask for it.
+/// makes the runtime build that object, so only metrics and configs whose
+/// templates use geo data ask for it.
 fn colo(request: &web_sys::Request) -> Option<String> {
-    let cf = js_sys::Reflect::get(request, &"cf".into()).ok()?;
-    js_sys::Reflect::get(&cf, &"colo".into()).ok()?.as_string()
+    cf_field(request, "colo")
 }
 
-/// Where the caller is (`request.cf`): read only when a balanced service
-/// prefers nearby targets, for the same reason.
+fn cf_field(request: &web_sys::Request, name: &str) -> Option<String> {
+    let cf = js_sys::Reflect::get(request, &"cf".into()).ok()?;
+    js_sys::Reflect::get(&cf, &name.into()).ok()?.as_string()
+}
+
+/// Where the caller is (`request.cf`'s continent, country and data
+/// centre): read only when a balanced service prefers nearby targets or
+/// the config's templates use them, for the same reason.
 fn location(request: &web_sys::Request) -> Location {
-    let cf = js_sys::Reflect::get(request, &"cf".into()).ok();
-    let field = |name: &str| {
-        cf.as_ref()
-            .and_then(|cf| js_sys::Reflect::get(cf, &name.into()).ok())
-            .and_then(|value| value.as_string())
-    };
     Location {
-        continent: field("continent"),
-        country: field("country"),
-        colo: field("colo"),
+        continent: cf_field(request, "continent"),
+        country: cf_field(request, "country"),
+        colo: cf_field(request, "colo"),
     }
 }
 
