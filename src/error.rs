@@ -90,6 +90,20 @@ pub enum GatewayError {
     /// describe the service and is for the log only.
     #[error("upstream response not transformable: {0}")]
     InvalidUpstreamBody(String),
+    /// A WebSocket upgrade on a route that does not take them (or one
+    /// that is not a GET).
+    #[error("upgrade refused: {0}")]
+    UpgradeNotAllowed(&'static str),
+    /// A WebSocket upgrade from a page whose origin the route's CORS policy
+    /// does not admit (browsers apply no CORS to WebSockets: the gateway
+    /// checks the origin itself).
+    #[error("origin not allowed: {0}")]
+    OriginNotAllowed(String),
+    /// The upstream answered with something that is not a final response
+    /// to this request: an interim 1xx, or a 101 to a request that asked
+    /// for no upgrade. The text is for the log.
+    #[error("upstream gave an invalid response: {0}")]
+    UpstreamInvalidResponse(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -119,6 +133,9 @@ impl GatewayError {
             GatewayError::RequestBodyTooLarge(_) => ProblemType::BODY_TOO_LARGE,
             GatewayError::UnsupportedRequestBody(_) => ProblemType::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::InvalidUpstreamBody(_) => ProblemType::UPSTREAM_INVALID_BODY,
+            GatewayError::UpgradeNotAllowed(_) => ProblemType::UPGRADE_NOT_ALLOWED,
+            GatewayError::OriginNotAllowed(_) => ProblemType::ORIGIN_NOT_ALLOWED,
+            GatewayError::UpstreamInvalidResponse(_) => ProblemType::UPSTREAM_INVALID_RESPONSE,
             GatewayError::Internal(_) => ProblemType::INTERNAL,
         }
     }
@@ -195,6 +212,16 @@ impl GatewayError {
             GatewayError::InvalidUpstreamBody(_) => {
                 "The upstream service's response could not be transformed for this route."
                     .to_owned()
+            }
+            GatewayError::UpgradeNotAllowed(reason) => {
+                format!("The upgrade was refused: {reason}.")
+            }
+            GatewayError::OriginNotAllowed(_) => {
+                "This route does not accept WebSocket connections from the page's origin."
+                    .to_owned()
+            }
+            GatewayError::UpstreamInvalidResponse(_) => {
+                "The upstream service answered with an interim or unrequested response.".to_owned()
             }
             GatewayError::Internal(_) => "The gateway failed to handle this request.".to_owned(),
         };

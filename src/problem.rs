@@ -130,8 +130,24 @@ impl ProblemType {
         status: StatusCode::BAD_GATEWAY,
     };
 
+    pub const UPGRADE_NOT_ALLOWED: ProblemType = ProblemType {
+        slug: "upgrade-not-allowed",
+        title: "This route does not take WebSocket upgrades",
+        status: StatusCode::BAD_REQUEST,
+    };
+    pub const ORIGIN_NOT_ALLOWED: ProblemType = ProblemType {
+        slug: "origin-not-allowed",
+        title: "The request's origin is not allowed on this route",
+        status: StatusCode::FORBIDDEN,
+    };
+    pub const UPSTREAM_INVALID_RESPONSE: ProblemType = ProblemType {
+        slug: "upstream-invalid-response",
+        title: "The upstream service gave no valid response",
+        status: StatusCode::BAD_GATEWAY,
+    };
+
     /// Every problem type, for docs and tests.
-    pub const ALL: [ProblemType; 20] = [
+    pub const ALL: [ProblemType; 23] = [
         Self::NOT_CONFIGURED,
         Self::BAD_REQUEST,
         Self::ROUTE_NOT_FOUND,
@@ -152,6 +168,9 @@ impl ProblemType {
         Self::AGGREGATE_FAILED,
         Self::AGGREGATE_TIMEOUT,
         Self::AGGREGATE_LEG_FAILED,
+        Self::UPGRADE_NOT_ALLOWED,
+        Self::ORIGIN_NOT_ALLOWED,
+        Self::UPSTREAM_INVALID_RESPONSE,
     ];
 
     pub fn uri(&self) -> String {

@@ -112,6 +112,9 @@ fn problem_types_are_stable_and_distinct() {
             "aggregate-failed",
             "aggregate-timeout",
             "aggregate-leg-failed",
+            "upgrade-not-allowed",
+            "origin-not-allowed",
+            "upstream-invalid-response",
         ]
     );
     let docs = common::fixture("../docs/problems.md");
