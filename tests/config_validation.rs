@@ -25,7 +25,10 @@ fn basic_demo_and_full_fixtures_are_valid() {
     assert!(basic.routes.iter().all(|r| r.auth.is_none()));
 
     let demo = Config::from_json(&fixture("config/demo.json")).expect("demo config");
-    assert_eq!(demo.services.len(), 4);
+    assert_eq!(demo.services.len(), 5);
+    let live = demo.routes.iter().find(|r| r.id == "live").unwrap();
+    assert!(live.websocket.is_some_and(|ws| ws.subprotocol_credentials));
+    assert_eq!(demo.settings.max_body_bytes, Some(10 * 1024 * 1024));
     assert_eq!(demo.auth.issuers.len(), 1);
     assert_eq!(
         demo.auth.signing_secret.as_deref(),

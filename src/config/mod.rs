@@ -32,6 +32,7 @@ pub mod audit;
 mod auth;
 mod balancing;
 mod cache;
+mod carry;
 mod cors;
 pub mod duration;
 pub mod error;
@@ -100,6 +101,9 @@ pub struct Settings {
     /// Where the client's address comes from: a header a trusted proxy in
     /// front sets (and clients cannot), or `None` (unknown).
     pub client_ip_header: Option<HeaderName>,
+    /// The default request body limit of routes, in bytes; `None`: the
+    /// runtime's own limit only.
+    pub max_body_bytes: Option<u64>,
 }
 
 /// Client headers stripped unless the config lists its own: each asks a
@@ -128,8 +132,17 @@ impl Default for Settings {
                 .collect(),
             // Cloudflare sets it on every request and overwrites a client's.
             client_ip_header: Some(HeaderName::from_static("cf-connecting-ip")),
+            max_body_bytes: None,
         }
     }
+}
+
+/// How a route's GET requests may become WebSockets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WebSocketPolicy {
+    /// A credential may come as the subprotocol `portico.bearer.<...>`
+    /// (for browsers, which cannot set headers on WebSocket requests).
+    pub subprotocol_credentials: bool,
 }
 
 /// Which requests get an access-log line.
@@ -186,6 +199,12 @@ pub struct Route {
     pub retry: Option<Rc<RetryPolicy>>,
     /// What it changes in requests and responses; `None`: nothing.
     pub transformation: Option<Rc<RouteTransform>>,
+    /// Whether (and how) its GET requests may become WebSockets; `None`:
+    /// upgrades are refused.
+    pub websocket: Option<WebSocketPolicy>,
+    /// The largest request body it accepts, in bytes (its own, else the
+    /// config-wide default); `None`: no limit of the gateway's own.
+    pub max_body_bytes: Option<u64>,
 }
 
 impl Config {
@@ -337,6 +356,8 @@ fn check_settings(document: &wire::SettingsDocument, issues: &mut Issues) -> Set
         settings.strip_request_headers =
             check_stripped_headers(names, &settings.request_id_header, issues);
     }
+    settings.max_body_bytes =
+        carry::check_body_limit(document.max_body_bytes, "settings.max_body_bytes", issues);
     settings
 }
 

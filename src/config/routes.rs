@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::error::{ConfigError, Issues};
 use super::wire::{CacheDocument, RouteDocument, ServiceDocument};
 use super::{
-    NAME_RULE, Route, Service, aggregate, auth, balancing, cache, cors, is_name, rate_limit,
+    NAME_RULE, Route, Service, aggregate, auth, balancing, cache, carry, cors, is_name, rate_limit,
     services, transform,
 };
 use crate::cors::CorsPolicy;
@@ -203,6 +203,19 @@ fn check_route(
         .map(Rc::new),
         _ => None,
     };
+    let websocket = carry::check_websocket(
+        document,
+        spec.as_ref().map(|spec| &spec.methods),
+        route_auth.as_ref().and_then(|auth| auth.as_ref()),
+        at,
+        issues,
+    );
+    let max_body_bytes = carry::check_body_limit(
+        document.max_body_bytes,
+        &format!("{at}.max_body_bytes"),
+        issues,
+    )
+    .or(context.settings.max_body_bytes);
     if issues.len() != before {
         return None;
     }
@@ -225,6 +238,8 @@ fn check_route(
         keep_escaped_slashes: document.escaped_slashes == Some(super::wire::EscapedSlashes::Keep),
         retry,
         transformation,
+        websocket,
+        max_body_bytes,
     })
 }
 

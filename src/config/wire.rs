@@ -123,6 +123,9 @@ pub struct SettingsDocument {
     /// proxy in front that clients cannot bypass (`CF-Connecting-IP` on
     /// Cloudflare); `""` when there is none.
     pub client_ip_header: Option<String>,
+    /// The largest request body any route accepts, in bytes, unless the
+    /// route sets its own; unset: no limit of the gateway's own.
+    pub max_body_bytes: Option<u64>,
 }
 
 /// A service: one `url`, or several `targets` to balance over.
@@ -266,6 +269,22 @@ pub struct RouteDocument {
     pub retry: Option<RetryDocument>,
     /// Change requests and responses on their way through.
     pub transform: Option<TransformDocument>,
+    /// Let the route's GET requests become WebSockets: `true`, or a
+    /// [`WebSocketDocument`]. Kept as JSON here so a mistake inside it is
+    /// reported at its own path, with the rest of the document's.
+    pub websocket: Option<serde_json::Value>,
+    /// The largest request body the route accepts, in bytes (replaces
+    /// `settings.max_body_bytes`).
+    pub max_body_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocketDocument {
+    /// Read a credential a browser offers as the subprotocol
+    /// `portico.bearer.<key or token>` (browsers cannot set headers on
+    /// WebSocket requests).
+    pub subprotocol_credentials: Option<bool>,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
