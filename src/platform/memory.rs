@@ -23,8 +23,8 @@ use futures::FutureExt;
 
 use super::{
     Background, Bodies, BodyPair, Clock, FetchError, FetchOptions, HttpClient, KvNamespace,
-    KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, ResponseCache,
-    Secrets, Timer, UnixMillis,
+    KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, RequestBodyLimit,
+    ResponseCache, Secrets, Timer, UnixMillis,
 };
 use crate::body::Body;
 use crate::observe::events::Event;
@@ -473,14 +473,28 @@ impl HttpClient for MemoryPlatform {
         options: FetchOptions,
     ) -> Result<http::Response<Body<Bytes>>, FetchError> {
         let (parts, body) = request.into_parts();
+        let mut body = bytes_of(body);
+        // A streamed body over its limit: the origin got the bytes up to
+        // it, then the request was abandoned.
+        let over_limit = parts
+            .extensions
+            .get::<RequestBodyLimit>()
+            .map(|limit| limit.0)
+            .filter(|limit| u64::try_from(body.len()).unwrap_or(u64::MAX) > *limit);
+        if let Some(limit) = over_limit {
+            body.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        }
         let recorded = RecordedRequest {
             method: parts.method,
             uri: parts.uri,
             headers: parts.headers,
-            body: bytes_of(body),
+            body,
             timeout: options.timeout,
         };
         self.state.sent.borrow_mut().push(recorded.clone());
+        if let Some(limit) = over_limit {
+            return Err(FetchError::RequestBodyTooLarge(limit));
+        }
 
         let authority = recorded
             .uri

@@ -139,7 +139,21 @@ pub enum FetchError {
     /// A body the gateway reads itself was longer than allowed.
     #[error("body longer than {0} bytes")]
     TooLarge(usize),
+    /// The client's streamed request body passed the route's limit
+    /// ([`RequestBodyLimit`]) on its way upstream; the upstream request was
+    /// abandoned.
+    #[error("request body longer than {0} bytes")]
+    RequestBodyTooLarge(u64),
 }
+
+/// An outbound request's body may carry at most this many bytes. The core
+/// puts it in the request's extensions when the body's length is not
+/// declared (a chunked upload): the platform counts the bytes as they
+/// stream and abandons the request, with
+/// [`FetchError::RequestBodyTooLarge`], once they pass it. A declared
+/// length is checked by the core before anything is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestBodyLimit(pub u64);
 
 /// Two bodies with the same bytes (see [`Bodies::tee_body`]).
 pub type BodyPair<S> = (Body<S>, Body<S>);
@@ -164,7 +178,10 @@ pub trait Bodies {
 }
 
 /// Outbound HTTP. Redirects are never followed: a 3xx goes back to the
-/// client as it came.
+/// client as it came. A WebSocket upgrade request (`Upgrade: websocket`)
+/// is sent as one; its `101` response carries the socket in the
+/// platform's extensions, and sending that response to the client hands
+/// the socket through.
 #[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
 pub trait HttpClient: Bodies {
     async fn fetch(

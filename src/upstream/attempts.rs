@@ -187,6 +187,9 @@ fn answer<S>(
         FetchError::TooLarge(limit) => {
             GatewayError::UpstreamUnreachable(format!("response over {limit} bytes"))
         }
+        FetchError::RequestBodyTooLarge(limit) => {
+            GatewayError::RequestBodyTooLarge(usize::try_from(limit).unwrap_or(usize::MAX))
+        }
     })
 }
 

@@ -81,6 +81,9 @@ pub enum TryOutcome {
     Answered(u16),
     Unreachable,
     TimedOut,
+    /// The client's body passed the route's limit: the client's doing,
+    /// never retried and never held against the target.
+    BodyRefused,
 }
 
 impl TryOutcome {
@@ -89,6 +92,7 @@ impl TryOutcome {
             Ok(response) => TryOutcome::Answered(response.status().as_u16()),
             Err(FetchError::Timeout(_)) => TryOutcome::TimedOut,
             Err(FetchError::Unreachable(_) | FetchError::TooLarge(_)) => TryOutcome::Unreachable,
+            Err(FetchError::RequestBodyTooLarge(_)) => TryOutcome::BodyRefused,
         }
     }
 
@@ -99,6 +103,7 @@ impl TryOutcome {
         match self {
             TryOutcome::Answered(status) => matches!(status, 502..=504),
             TryOutcome::Unreachable | TryOutcome::TimedOut => true,
+            TryOutcome::BodyRefused => false,
         }
     }
 }
@@ -142,6 +147,7 @@ impl RetryPolicy {
             TryOutcome::Unreachable => self.on.connect_error,
             TryOutcome::TimedOut => self.on.timeout,
             TryOutcome::Answered(status) => self.on.statuses.binary_search(&status).is_ok(),
+            TryOutcome::BodyRefused => false,
         }
     }
 }

@@ -80,6 +80,9 @@ where
             FetchError::TooLarge(limit) => {
                 GatewayError::UpstreamUnreachable(format!("response over {limit} bytes"))
             }
+            FetchError::RequestBodyTooLarge(limit) => {
+                GatewayError::RequestBodyTooLarge(usize::try_from(limit).unwrap_or(usize::MAX))
+            }
         }),
         attempts,
     }

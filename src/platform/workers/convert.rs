@@ -23,6 +23,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use web_sys::ReadableStream;
 
 use crate::body::Body;
+use crate::platform::RequestBodyLimit;
 
 #[wasm_bindgen(inline_js = r#"
 function newHeaders(lines, from) {
@@ -55,25 +56,81 @@ function applyChanges(headers, changes) {
   }
   return headers;
 }
-export function portico_fetch(head, arrived, body, timeoutMs) {
+// A streamed body that, once it passes `limit` bytes, aborts the upstream
+// request (noting so in `state`) before a byte over the limit is sent.
+// The abort comes first: a body stream that merely errors can end the
+// upstream request as if the body were complete. The rest of the client's
+// upload is then read and dropped, up to DRAIN_BYTES, so the client's
+// connection stays usable and the client reads the 413 instead of a reset.
+const DRAIN_BYTES = 1 << 20;
+function limited(body, limit, state, upstream) {
+  const reader = body.getReader();
+  let seen = 0;
+  return new ReadableStream({
+    async pull(controller) {
+      const { value, done } = await reader.read();
+      if (done) {
+        controller.close();
+        return;
+      }
+      seen += value.byteLength;
+      if (seen <= limit) {
+        controller.enqueue(value);
+        return;
+      }
+      state.over = true;
+      state.drained = drain(reader);
+      const over = new DOMException("request body over the route's limit", "BodyLimitError");
+      upstream.abort(over);
+      controller.error(over);
+    },
+    cancel(reason) {
+      if (!state.over) return reader.cancel(reason);
+    },
+  });
+}
+async function drain(reader) {
+  try {
+    for (let left = DRAIN_BYTES; left > 0; ) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      left -= value.byteLength;
+    }
+    await reader.cancel();
+  } catch {
+    // The client went away: nothing left to drain.
+  }
+}
+export function portico_fetch(head, arrived, body, timeoutMs, bodyLimit) {
   const lines = head.split("\n");
   // With the headers the request arrived with, the head lists only what
   // changed; else every header.
   const headers = arrived === undefined ? newHeaders(lines, 2) : applyChanges(new Headers(arrived), lines.slice(2).join("\n"));
   const controller = new AbortController();
   const init = { method: lines[0], headers, redirect: "manual", signal: controller.signal };
-  if (body !== undefined) init.body = body;
+  const state = { over: false };
+  if (body !== undefined) init.body = bodyLimit >= 0 && body instanceof ReadableStream ? limited(body, bodyLimit, state, controller) : body;
   // Until the response headers arrive; the body then streams on.
   const timer = setTimeout(() => controller.abort(new DOMException("no response in time", "TimeoutError")), timeoutMs);
   return fetch(lines[1], init).then(
     (response) => { clearTimeout(timer); return response; },
-    (error) => { clearTimeout(timer); throw error; },
+    (error) => {
+      clearTimeout(timer);
+      if (!state.over) throw error;
+      return state.drained.then(() => {
+        throw new DOMException("request body over the route's limit", "BodyLimitError");
+      });
+    },
   );
 }
-export function portico_response(head, arrived, body) {
+export function portico_response(head, arrived, body, webSocket) {
   const lines = head.split("\n");
   const headers = arrived === undefined ? newHeaders(lines, 1) : applyChanges(new Headers(arrived), lines.slice(1).join("\n"));
-  return new Response(body === undefined ? null : body, { status: Number(lines[0]), headers });
+  const init = { status: Number(lines[0]), headers };
+  // A WebSocket the upstream accepted: handing it to the client's
+  // response joins the two; the runtime relays frames and close codes.
+  if (webSocket !== undefined) init.webSocket = webSocket;
+  return new Response(body === undefined ? null : body, init);
 }
 "#)]
 extern "C" {
@@ -85,12 +142,14 @@ extern "C" {
         arrived: JsValue,
         body: JsValue,
         timeout_ms: u32,
+        body_limit: f64,
     ) -> Result<Promise, JsValue>;
     #[wasm_bindgen(catch)]
     fn portico_response(
         head: &str,
         arrived: JsValue,
         body: JsValue,
+        web_socket: JsValue,
     ) -> Result<web_sys::Response, JsValue>;
 }
 
@@ -108,13 +167,31 @@ pub fn js_error_text(error: &JsValue) -> String {
         .unwrap_or_else(|| "unknown JavaScript error".to_owned())
 }
 
-/// Whether a rejected fetch was ended by its timeout.
-pub fn is_timeout(error: &JsValue) -> bool {
+fn error_name(error: &JsValue) -> Option<String> {
     js_sys::Reflect::get(error, &JsValue::from_str("name"))
         .ok()
         .and_then(|name| name.as_string())
-        .is_some_and(|name| name == "TimeoutError")
 }
+
+/// Whether a rejected fetch was ended by its timeout.
+pub fn is_timeout(error: &JsValue) -> bool {
+    error_name(error).is_some_and(|name| name == "TimeoutError")
+}
+
+/// Whether a rejected fetch was abandoned because its streamed body
+/// passed the request's [`RequestBodyLimit`].
+pub fn is_body_limit(error: &JsValue) -> bool {
+    error_name(error).is_some_and(|name| name == "BodyLimitError")
+}
+
+/// The WebSocket an upstream accepted (`Response.webSocket` of a 101),
+/// kept in the response's extensions until it is handed to the client.
+#[derive(Clone)]
+struct Socket(JsValue);
+
+// SAFETY: as for `Arrived`: the isolate is single-threaded.
+unsafe impl Send for Socket {}
+unsafe impl Sync for Socket {}
 
 fn string_bytes(text: &str) -> Vec<u8> {
     text.chars()
@@ -282,7 +359,12 @@ pub fn fetch(
     } else {
         JsValue::UNDEFINED
     };
-    portico_fetch(&head, arrived, body, timeout_ms).map_err(|e| js_error_text(&e))
+    // Negative: no limit (the JavaScript side counts only when asked).
+    let body_limit = parts
+        .extensions
+        .get::<RequestBodyLimit>()
+        .map_or(-1.0, |limit| limit.0 as f64);
+    portico_fetch(&head, arrived, body, timeout_ms, body_limit).map_err(|e| js_error_text(&e))
 }
 
 /// A runtime response (from the upstream or the cache) as the core's type;
@@ -308,6 +390,13 @@ pub fn upstream_response(
         map: map.clone(),
         skipped,
     });
+    if status == StatusCode::SWITCHING_PROTOCOLS
+        && let Ok(socket) = js_sys::Reflect::get(&response, &JsValue::from_str("webSocket"))
+        && !socket.is_null()
+        && !socket.is_undefined()
+    {
+        converted.extensions_mut().insert(Socket(socket));
+    }
     *converted.headers_mut() = map;
     Ok(converted)
 }
@@ -331,5 +420,9 @@ pub fn client_response(
     } else {
         js_body(body)
     };
-    portico_response(&head, arrived, body).map_err(|e| js_error_text(&e))
+    let socket = parts
+        .extensions
+        .get::<Socket>()
+        .map_or(JsValue::UNDEFINED, |socket| socket.0.clone());
+    portico_response(&head, arrived, body, socket).map_err(|e| js_error_text(&e))
 }

@@ -204,11 +204,18 @@ impl HttpClient for WorkersPlatform {
         // and read its `cf`, and a timer raced from Rust costs several more
         // calls across the boundary.
         let timeout_ms = u32::try_from(options.timeout.as_millis()).unwrap_or(u32::MAX);
+        let limit = request
+            .extensions()
+            .get::<super::RequestBodyLimit>()
+            .copied();
         let sent = convert::fetch(request, timeout_ms).map_err(FetchError::Unreachable)?;
         match JsFuture::from(sent).await {
             Ok(response) => convert::upstream_response(response.unchecked_into())
                 .map_err(FetchError::Unreachable),
             Err(error) if convert::is_timeout(&error) => Err(FetchError::Timeout(options.timeout)),
+            Err(error) if convert::is_body_limit(&error) => Err(FetchError::RequestBodyTooLarge(
+                limit.map_or(0, |limit| limit.0),
+            )),
             Err(error) => Err(FetchError::Unreachable(convert::js_error_text(&error))),
         }
     }
