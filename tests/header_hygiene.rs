@@ -27,7 +27,7 @@ fn hop_by_hop_headers_are_removed_towards_the_upstream() {
             ("connection", "keep-alive, x-hop-secret"),
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
-            ("upgrade", "websocket"),
+            ("upgrade", "h2c"),
             ("proxy-authorization", "Basic Zm9vOmJhcg=="),
             ("x-hop-secret", "only for the next hop"),
             ("x-end-to-end", "stays"),

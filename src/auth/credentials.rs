@@ -1,6 +1,7 @@
 //! Finding the credentials a request carries, where the route says to
 //! look: the API-key header, `Authorization: Bearer`, and (only where a
-//! route opts in) a query parameter.
+//! route opts in) a query parameter or, for a WebSocket upgrade, a
+//! subprotocol (read in [`crate::http::upgrade`]).
 
 use http::{HeaderMap, header};
 
@@ -78,6 +79,21 @@ pub fn extract(headers: &HeaderMap, query: Option<&str>, auth: &RouteAuth) -> Pr
             bearer.filter(|token| presented.api_key.as_deref() != Some(token.as_str()));
     }
     presented
+}
+
+/// Take `offered` (a credential a WebSocket client offered as a
+/// subprotocol) as what it looks like, when nothing else was presented
+/// the same way: an API key if the route takes keys and it has a key's
+/// shape, else a bearer token if the route takes those.
+pub fn add_offered(presented: &mut Presented, offered: &str, auth: &RouteAuth) {
+    let wants_bearer = !auth.jwt.is_empty() || !auth.introspection.is_empty();
+    if auth.api_key.is_some() && api_key::looks_like_key(offered) {
+        if presented.api_key.is_none() {
+            presented.api_key = Some(offered.to_owned());
+        }
+    } else if wants_bearer && presented.bearer.is_none() {
+        presented.bearer = Some(offered.to_owned());
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` value (RFC 6750 2.1).

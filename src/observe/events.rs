@@ -187,6 +187,9 @@ pub struct AccessLog {
     /// What CORS did: `preflight`, `allowed`, `refused`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<&'static str>,
+    /// `websocket` when the request became one (status 101).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<&'static str>,
     pub status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_status: Option<u16>,

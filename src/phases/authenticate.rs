@@ -19,6 +19,7 @@ use crate::auth::{
 };
 use crate::config::Config;
 use crate::error::GatewayError;
+use crate::http::upgrade;
 use crate::pipeline::context::RequestCtx;
 use crate::pipeline::flow::Flow;
 use crate::platform::{Clock, HttpClient, KvStore, LogSink, Secrets};
@@ -52,13 +53,21 @@ where
     }
     state.use_config(config.generation);
     let started = platform.now();
+    let offered = routed
+        .route
+        .websocket
+        .filter(|websocket| ctx.websocket && websocket.subprotocol_credentials)
+        .and_then(|_| upgrade::protocol_credential(&ctx.headers));
     let verdict = authenticate(
         platform,
         state,
         &config.auth,
         policy,
-        &ctx.headers,
-        ctx.uri.query(),
+        &Request {
+            headers: &ctx.headers,
+            query: ctx.uri.query(),
+            offered: offered.as_deref(),
+        },
     )
     .await;
     ctx.timings.auth = Some(platform.now().millis_since(started));
@@ -66,19 +75,30 @@ where
     Ok(Flow::Continue)
 }
 
+/// Where a request's credentials may be.
+struct Request<'a> {
+    headers: &'a HeaderMap,
+    query: Option<&'a str>,
+    /// A credential a WebSocket client offered as a subprotocol, on a
+    /// route that reads them.
+    offered: Option<&'a str>,
+}
+
 /// Verify the request's credentials against `policy`.
-pub async fn authenticate<P>(
+async fn authenticate<P>(
     platform: &P,
     state: &AuthState,
     settings: &AuthSettings,
     policy: &RouteAuth,
-    headers: &HeaderMap,
-    query: Option<&str>,
+    request: &Request<'_>,
 ) -> Result<Identity, GatewayError>
 where
     P: Clock + KvStore + HttpClient + LogSink + Secrets,
 {
-    let presented = credentials::extract(headers, query, policy);
+    let mut presented = credentials::extract(request.headers, request.query, policy);
+    if let Some(offered) = request.offered {
+        credentials::add_offered(&mut presented, offered, policy);
+    }
     let mut failures: Vec<(Scheme, AuthFailure)> = Vec::new();
     if let Some(key) = &presented.api_key {
         match api_key::verify(platform, &state.api_keys, &settings.api_keys, key).await {

@@ -69,6 +69,8 @@ pub async fn lookup<P: Platform>(
     }
     let bypass = if ctx.method != Method::GET && ctx.method != Method::HEAD {
         Some("method")
+    } else if ctx.websocket {
+        Some("upgrade")
     } else if ctx.headers.contains_key(header::RANGE) {
         Some("range")
     } else {

@@ -30,6 +30,13 @@
 //!   they reach background cache refreshes too and cannot forge what
 //!   the gateway asserts.
 //!
+//! - `Expect` never goes upstream: the runtime has answered the client's
+//!   `100-continue` already, and a service's interim `100` would come back
+//!   as if it were the response.
+//! - A WebSocket upgrade the route takes ([`super::upgrade`]) goes on as
+//!   one (`Upgrade: websocket`, with the client's `Sec-WebSocket-*`
+//!   headers), less a credential offered as a subprotocol.
+//!
 //! The body is never read here. `GET` and `HEAD` requests go upstream
 //! without one, and without `Content-Length` (`Transfer-Encoding` is
 //! hop-by-hop): the runtime cannot send a body with them, and a length
@@ -43,11 +50,11 @@ use crate::auth::{Identity, RouteAuth, credentials, identity};
 use crate::body::Body;
 use crate::config::{Config, Settings};
 use crate::error::GatewayError;
-use crate::http::strip_hop_by_hop;
+use crate::http::{strip_hop_by_hop, upgrade};
 use crate::observe::trace::TRACEPARENT;
 use crate::phases::transform;
 use crate::pipeline::context::{ClientInfo, RequestCtx, Routed};
-use crate::platform::{Clock, Secrets};
+use crate::platform::{Clock, RequestBodyLimit, Secrets};
 use crate::upstream::Origin;
 use crate::upstream::aggregate::Leg;
 
@@ -86,6 +93,13 @@ where
         cached,
     );
     transform::upstream_headers(ctx, &mut headers);
+    if ctx.websocket {
+        upgrade::set_websocket_upgrade(&mut headers);
+        let credentials_forwarded = policy.is_some_and(|policy| policy.forward_credentials);
+        if !credentials_forwarded {
+            upgrade::strip_protocol_credentials(&mut headers);
+        }
+    }
     headers.insert(TRACEPARENT, ctx.trace.traceparent());
     set_identity_headers(
         &mut headers,
@@ -112,6 +126,11 @@ where
     *outbound.uri_mut() = uri;
     *outbound.headers_mut() = headers;
     *outbound.extensions_mut() = std::mem::take(&mut ctx.extensions);
+    if let Some(limit) = ctx.streamed_body_limit
+        && !outbound.body().is_empty()
+    {
+        outbound.extensions_mut().insert(RequestBodyLimit(limit));
+    }
     Ok(outbound)
 }
 
@@ -303,6 +322,9 @@ pub fn upstream_headers(
     }
     strip_hop_by_hop(&mut headers);
     headers.remove(header::HOST);
+    // The runtime answers the client's `Expect: 100-continue` itself; the
+    // service's interim 100 would only come back as if it were the answer.
+    headers.remove(header::EXPECT);
     let trust_client = settings.trust_forwarded_headers && !cached;
     set_forwarding_headers(&mut headers, client, trust_client);
     if cached {

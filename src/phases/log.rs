@@ -8,7 +8,7 @@
 //! operator-facing reason. It never holds headers, credentials or bodies.
 //!
 //! Successes are logged at the config's `log.sample_rate`; anything from
-//! 400 up is always logged. Sampling draws on the gateway's own span id,
+//! 400 up, and every WebSocket upgrade (status 101), is always logged. Sampling draws on the gateway's own span id,
 //! which clients cannot choose, so a client cannot make its requests
 //! always (or never) logged.
 
@@ -44,7 +44,9 @@ where
 
 /// Whether this request's access-log line is written.
 fn should_log<S>(ctx: &RequestCtx<S>, status: u16) -> bool {
-    if status >= 400 || ctx.failure.is_some() {
+    // Errors, refusals and WebSocket connections (few, long-lived, and
+    // each a session an operator may need to trace) are always logged.
+    if status >= 400 || ctx.failure.is_some() || status == 101 {
         return true;
     }
     let rate = match &ctx.config {
@@ -84,6 +86,7 @@ fn access_log<S>(ctx: &RequestCtx<S>, status: u16, now: crate::platform::UnixMil
         rate_limit: ctx.rate_limit.as_ref().map(|outcome| outcome.decision),
         cache: ctx.cache.as_ref().map(|cache| cache.outcome.log_word()),
         cors: ctx.cors.map(|outcome| outcome.as_str()),
+        upgrade: ctx.websocket.then_some("websocket"),
         status,
         upstream_status: ctx.upstream.status,
         timings_ms: Timings {

@@ -7,6 +7,8 @@
 //! | request id     | [`request_id`]   | keep the client's well-formed id or mint one        |
 //! | match route    | [`route`]        | which route and service; 400, 404 or 405 if none    |
 //! | CORS           | [`cors`]         | answer preflights; CORS headers on every response   |
+//! | upgrade        | [`upgrade`]      | may this WebSocket upgrade go on? 400 or 403 if not  |
+//! | body limit     | [`body_limit`]   | the route's `max_body_bytes`; 413 over it           |
 //! | failed-auth    | [`auth_throttle`]| each address's budget of failed attempts; 429       |
 //! | authenticate   | [`authenticate`] | who is calling; 401, or 503 if it cannot be told    |
 //! | authorize      | [`authorize`]    | required roles and scopes; 403 if missing           |
@@ -28,6 +30,7 @@ pub mod aggregate;
 pub mod auth_throttle;
 pub mod authenticate;
 pub mod authorize;
+pub mod body_limit;
 pub mod cache;
 pub mod cors;
 pub mod forward;
@@ -37,4 +40,5 @@ pub mod request_id;
 pub mod respond;
 pub mod route;
 pub mod transform;
+pub mod upgrade;
 pub mod upstream;

@@ -123,8 +123,15 @@ pub async fn request<P: Bodies>(
         )));
     }
     let body = std::mem::take(&mut ctx.body);
+    // A streamed body counts against the route's own limit too.
+    let cap = ctx
+        .streamed_body_limit
+        .and_then(|limit| usize::try_from(limit).ok())
+        .map_or(rules.max_body_bytes, |limit| {
+            limit.min(rules.max_body_bytes)
+        });
     let bytes = platform
-        .read_body(body, rules.max_body_bytes)
+        .read_body(body, cap)
         .await
         .map_err(|error| match error {
             FetchError::TooLarge(limit) => GatewayError::RequestBodyTooLarge(limit),

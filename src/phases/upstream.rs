@@ -11,6 +11,10 @@
 //! location is costly to read on Workers). A request body is kept for
 //! another try only when one could be made.
 //!
+//! An interim `1xx` response is never passed off as the answer (502), nor
+//! a `101` to a request that asked for no upgrade; a `101` to a WebSocket
+//! upgrade is the answer, and the platform hands the socket through.
+//!
 //! Redirects come back to the client, never followed. Any response the
 //! service gives, 5xx included, is the service's answer and passes
 //! through, less its hop-by-hop headers; only the absence of a response
@@ -31,7 +35,7 @@ use http::uri::{Authority, Scheme, Uri};
 use crate::body::Body;
 use crate::config::{Config, Route};
 use crate::error::GatewayError;
-use crate::http::strip_hop_by_hop;
+use crate::http::{strip_hop_by_hop, upgrade};
 use crate::observe::events::Event;
 use crate::phases::{aggregate, forward};
 use crate::pipeline::Isolate;
@@ -75,6 +79,12 @@ pub async fn run<P: Platform>(
     ctx.upstream.target = origin.map(|origin| origin.authority.as_str().to_owned());
     let mut response = response?;
     ctx.upstream.status = Some(response.status().as_u16());
+    if upgrade::is_unexpected_interim(response.status(), ctx.websocket) {
+        return Err(GatewayError::UpstreamInvalidResponse(format!(
+            "the service answered {} where a final response was due",
+            response.status()
+        )));
+    }
     strip_hop_by_hop(response.headers_mut());
     if let (Some(routed), Some(origin)) = (&ctx.route, origin) {
         rewrite_location(response.headers_mut(), origin, routed, &ctx.client);

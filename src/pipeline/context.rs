@@ -201,6 +201,11 @@ pub struct RequestCtx<S> {
     pub route: Option<Routed>,
     /// Set when the request is a CORS preflight for a route with a policy.
     pub preflight: Option<Preflight>,
+    /// Set when the request is a WebSocket upgrade its route takes.
+    pub websocket: bool,
+    /// The route's body limit for a body of undeclared length (chunked):
+    /// counted as it streams upstream.
+    pub streamed_body_limit: Option<u64>,
     pub identity: Option<Identity>,
     pub rate_limit: Option<LimitOutcome>,
     pub cors: Option<CorsOutcome>,
@@ -268,6 +273,8 @@ impl<S> RequestCtx<S> {
             config,
             route: None,
             preflight: None,
+            websocket: false,
+            streamed_body_limit: None,
             identity: None,
             rate_limit: None,
             cors: None,

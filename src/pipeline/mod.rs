@@ -16,22 +16,24 @@
 //! | 2 | operators' API | [`crate::admin`]              | yes               | -               |
 //! | 3 | match route    | [`phases::route`]             | 400, 404, 405     | -               |
 //! | 4 | CORS preflight | [`phases::cors`]              | yes (204)         | -               |
-//! | 5 | rate limit before auth | [`phases::rate_limit::before_auth`] | 429, 503 | -           |
-//! | 6 | failed-auth check | [`phases::auth_throttle::check`] | 429          | -               |
-//! | 7 | authenticate   | [`phases::authenticate`]      | 401, 503          | -               |
+//! | 5 | upgrade        | [`phases::upgrade`]           | 400, 403          | -               |
+//! | 6 | body limit     | [`phases::body_limit`]        | 413               | -               |
+//! | 7 | rate limit before auth | [`phases::rate_limit::before_auth`] | 429, 503 | -           |
+//! | 8 | failed-auth check | [`phases::auth_throttle::check`] | 429          | -               |
+//! | 9 | authenticate   | [`phases::authenticate`]      | 401, 503          | -               |
 //! |   | (its refusals) | [`phases::auth_throttle::charge`] | 401 or 429    | -               |
-//! | 8 | authorize      | [`phases::authorize`]         | 403               | -               |
-//! | 9 | rate limit     | [`phases::rate_limit`]        | 429, 503          | -               |
-//! |10 | cache lookup   | [`phases::cache::lookup`]     | yes (a hit, 304)  | -               |
-//! |11 | request transform | [`phases::transform::request`] | 400, 413, 415 | -             |
-//! |12 | upstream       | [`phases::upstream`]          | 502, 503, 504     | -               |
-//! |13 | cache store    | [`phases::cache::store`]      | stale-if-error    | upstream only   |
-//! |14 | response transform | [`phases::transform::response`] | 502       | no: origin's responses only (cache hits included) |
-//! |15 | rate-limit headers | [`phases::rate_limit::decorate`] | -            | yes             |
-//! |16 | CORS headers   | [`phases::cors::decorate`]    | -                 | yes             |
-//! |17 | cache status   | [`phases::cache::decorate`]   | -                 | yes             |
-//! |18 | finish         | [`phases::respond`]           | -                 | yes             |
-//! |19 | log and metrics| [`phases::log`]               | -                 | yes             |
+//! |10 | authorize      | [`phases::authorize`]         | 403               | -               |
+//! |11 | rate limit     | [`phases::rate_limit`]        | 429, 503          | -               |
+//! |12 | cache lookup   | [`phases::cache::lookup`]     | yes (a hit, 304)  | -               |
+//! |13 | request transform | [`phases::transform::request`] | 400, 413, 415 | -             |
+//! |14 | upstream       | [`phases::upstream`]          | 502, 503, 504     | -               |
+//! |15 | cache store    | [`phases::cache::store`]      | stale-if-error    | upstream only   |
+//! |16 | response transform | [`phases::transform::response`] | 502       | no: origin's responses only (cache hits included) |
+//! |17 | rate-limit headers | [`phases::rate_limit::decorate`] | -            | yes             |
+//! |18 | CORS headers   | [`phases::cors::decorate`]    | -                 | yes             |
+//! |19 | cache status   | [`phases::cache::decorate`]   | -                 | yes             |
+//! |20 | finish         | [`phases::respond`]           | -                 | yes             |
+//! |21 | log and metrics| [`phases::log`]               | -                 | yes             |
 //!
 //! Phases never call each other: they communicate through
 //! [`RequestCtx`]. Only the pipeline knows their order.
@@ -47,8 +49,8 @@ use crate::cache::coalesce::Coalescer;
 use crate::config::ConfigSource;
 use crate::error::GatewayError;
 use crate::phases::{
-    auth_throttle, authenticate, authorize, cache, cors, log, rate_limit, respond, route,
-    transform, upstream,
+    auth_throttle, authenticate, authorize, body_limit, cache, cors, log, rate_limit, respond,
+    route, transform, upgrade, upstream,
 };
 use crate::platform::Platform;
 use crate::ratelimit::local::LocalLimits;
@@ -129,6 +131,8 @@ async fn request_phases<P: Platform>(
     answer_or_continue!(admin::answer(isolate, platform, &config, ctx).await?);
     answer_or_continue!(route::run(&config, ctx)?);
     answer_or_continue!(cors::preflight(ctx));
+    answer_or_continue!(upgrade::check(ctx)?);
+    answer_or_continue!(body_limit::check(ctx)?);
     answer_or_continue!(rate_limit::before_auth(platform, &isolate.limits, ctx).await?);
     answer_or_continue!(auth_throttle::check(
         platform,
