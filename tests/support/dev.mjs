@@ -1,7 +1,7 @@
 // `make dev`: the demo on this machine. Starts the echo origins (users;
 // orders-a and orders-b, the two instances of the balanced orders service,
 // orders-b in a process of its own so it can be stopped alone; catalog;
-// legacy, which speaks XML only),
+// legacy, which speaks XML only; live, a WebSocket echo),
 // seeds local KV with fixtures/config/demo.json and the demo API
 // key, runs the gateway under `wrangler dev` on http://127.0.0.1:8787, and
 // prints what to try. Ctrl-C stops everything it started.
@@ -34,7 +34,7 @@ process.on("SIGINT", () => shutdown(0));
 process.on("SIGTERM", () => shutdown(0));
 
 try {
-  for (const [name, port] of [["users", 9101], ["orders-a", 9102], ["catalog", 9103]]) {
+  for (const [name, port] of [["users", 9101], ["orders-a", 9102], ["catalog", 9103], ["live", 9106]]) {
     const origin = await startEchoServer({ name, port });
     started.push(origin.close);
     console.log(`origin ${name.padEnd(8)} ${origin.url}`);
@@ -107,6 +107,9 @@ Then try:
   node fixtures/origin/echo-server.mjs --name orders-b --port 9104 &   # back within ~5 s
   curl -s ${base}/api/legacy/orders/7 -H "X-API-Key: $KEY"   # XML-only origin, JSON answer (cost and audit trail left out)
   curl -s ${base}/api/legacy/orders/7 -H "X-API-Key: $KEY" -H "Accept: application/xml"   # the same order, as XML
+  node fixtures/origin/ws-client.mjs "ws://127.0.0.1:${GATEWAY_PORT}/api/live/chat?api_key=$KEY" hello   # WebSocket echo
+  curl -s -X POST ${base}/api/orders -H "X-API-Key: $KEY" --data-binary @<(head -c 5000000 /dev/zero) | jq .body_bytes
+                                                        # 5 MB upload with curl's Expect: 100-continue
   curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; fwd=uri-miss; stored; ttl=30
   curl -si ${base}/api/catalog/shoes | grep -i '^cache-status'   # Portico; hit; ttl=29 (the origin saw one request)
   curl -si ${base}/api/orders/7 -H "X-API-Key: $KEY" | grep -i '^cache-status'   # cached per API key for 10 s

@@ -43,6 +43,7 @@ async function startStack({ name, configure = () => {}, vars = {}, wranglerArgs 
   config.services.users.url = users.url;
   config.services.orders = { url: orders.url, timeout_ms: 1000 };
   config.services.catalog.url = catalog.url;
+  config.services.live.url = users.url;
   config.services.down = { url: `http://127.0.0.1:${await freePort()}` };
   config.routes.push({ id: "down", path: "/api/down/*", service: "down" });
   // The demo's caches and limits are for people trying it; tests set their own.
