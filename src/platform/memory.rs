@@ -24,7 +24,7 @@ use futures::FutureExt;
 use super::{
     Background, Bodies, BodyPair, Clock, FetchError, FetchOptions, HttpClient, KvNamespace,
     KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, RequestBodyLimit,
-    ResponseCache, Secrets, Timer, UnixMillis,
+    ResponseCache, Secrets, Timer, UnixMillis, Waiting, Wakeup, Wakeups,
 };
 use crate::body::Body;
 use crate::observe::events::Event;
@@ -123,6 +123,7 @@ struct State {
     limiters: RefCell<HashMap<String, LimiterObject>>,
     limiter_failure: RefCell<Option<String>>,
     limiter_calls: Cell<usize>,
+    limiter_gate: RefCell<Option<Gate>>,
     cache: RefCell<HashMap<String, http::Response<Bytes>>>,
     cache_failure: RefCell<Option<String>>,
     background: RefCell<Vec<Work>>,
@@ -151,6 +152,7 @@ impl Default for State {
             limiters: RefCell::default(),
             limiter_failure: RefCell::default(),
             limiter_calls: Cell::new(0),
+            limiter_gate: RefCell::default(),
             cache: RefCell::default(),
             cache_failure: RefCell::default(),
             background: RefCell::default(),
@@ -257,7 +259,13 @@ impl MemoryPlatform {
         *self.state.limiter_failure.borrow_mut() = reason.map(str::to_owned);
     }
 
-    /// How many calls reached the rate-limit objects.
+    /// Hold every rate-limit object call at `gate` until it opens (or let
+    /// them through at once again), so calls can be in flight together.
+    pub fn hold_limiters(&self, gate: Option<Gate>) {
+        *self.state.limiter_gate.borrow_mut() = gate;
+    }
+
+    /// How many rate-limit object calls (round trips) the gateway has made.
     pub fn limiter_calls(&self) -> usize {
         self.state.limiter_calls.get()
     }
@@ -574,18 +582,36 @@ impl RateLimitStore for MemoryPlatform {
     async fn rate_limit(
         &self,
         object: &str,
-        call: &LimitCall,
-    ) -> Result<LimitReply, PlatformError> {
+        calls: &[LimitCall],
+    ) -> Result<Vec<LimitReply>, PlatformError> {
         self.state
             .limiter_calls
             .set(self.state.limiter_calls.get() + 1);
+        let gate = self.state.limiter_gate.borrow().clone();
+        if let Some(gate) = gate {
+            gate.opened().await;
+        }
         if let Some(reason) = self.state.limiter_failure.borrow().as_ref() {
             return Err(PlatformError(reason.clone()));
         }
         let now = self.state.now.get();
         let mut limiters = self.state.limiters.borrow_mut();
         let limiter = limiters.entry(object.to_owned()).or_default();
-        Ok(limiter.apply(now, call).0)
+        Ok(limiter.apply_all(now, calls).0)
+    }
+}
+
+/// One thread, one context: a wake-up is a channel. The limit is not
+/// enforced (the fake clock only moves when a test moves it).
+impl Wakeups for MemoryPlatform {
+    fn wakeup(&self, _limit: Duration) -> (Wakeup, Waiting) {
+        let (given, woken) = futures::channel::oneshot::channel::<()>();
+        (
+            Wakeup::new(move || {
+                let _ = given.send(());
+            }),
+            Box::pin(async move { woken.await.is_ok() }),
+        )
     }
 }
 

@@ -17,6 +17,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -222,6 +223,43 @@ pub trait Background {
     fn wait_until(&self, work: impl Future<Output = ()> + 'static);
 }
 
+/// One request waking another that waits for it (a coalesced cache miss,
+/// a coalesced rate-limit call).
+///
+/// On Workers a request's code must run in its own request context: one
+/// woken directly by another request's code would carry on, and make its
+/// I/O, inside that other request, and one that waits on nothing of its
+/// own is cancelled by the runtime as hung. So the waiting request makes
+/// its wake-up itself, in its own context, and waits on that, with a
+/// timer of its own that bounds the wait.
+pub trait Wakeups {
+    /// A wake-up for the calling request, and what it waits on: `true`
+    /// once the wake-up is given, `false` when `limit` passes first.
+    fn wakeup(&self, limit: Duration) -> (Wakeup, Waiting);
+}
+
+/// What a [`Wakeups::wakeup`] waiter waits on.
+pub type Waiting = Pin<Box<dyn Future<Output = bool>>>;
+
+/// Given (once) by the request that another waits for.
+pub struct Wakeup(Box<dyn FnOnce()>);
+
+impl Wakeup {
+    pub fn new(wake: impl FnOnce() + 'static) -> Wakeup {
+        Wakeup(Box::new(wake))
+    }
+
+    pub fn wake(self) {
+        (self.0)();
+    }
+}
+
+impl fmt::Debug for Wakeup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Wakeup")
+    }
+}
+
 /// Where structured log events go (the Workers console, or a list in tests).
 pub trait LogSink {
     fn log(&self, event: &Event);
@@ -252,9 +290,14 @@ pub trait Secrets {
 /// The rate-limit objects (Durable Objects on Workers), one per limit key.
 #[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
 pub trait RateLimitStore {
-    /// Run `call` in the object named `object` (created on first use).
-    async fn rate_limit(&self, object: &str, call: &LimitCall)
-    -> Result<LimitReply, PlatformError>;
+    /// Run `calls`, one after the other, in the object named `object`
+    /// (created on first use), in one round trip: one reply per call, in
+    /// order.
+    async fn rate_limit(
+        &self,
+        object: &str,
+        calls: &[LimitCall],
+    ) -> Result<Vec<LimitReply>, PlatformError>;
 }
 
 /// Everything the gateway needs from its runtime, as one cheap handle.
@@ -270,6 +313,7 @@ pub trait Platform:
     + Randomness
     + Secrets
     + RateLimitStore
+    + Wakeups
     + Clone
     + 'static
 {
@@ -287,6 +331,7 @@ impl<T> Platform for T where
         + Randomness
         + Secrets
         + RateLimitStore
+        + Wakeups
         + Clone
         + 'static
 {

@@ -25,7 +25,7 @@ use web_sys::ReadableStream;
 use super::{
     Background, Bodies, BodyPair, Clock, FetchError, FetchOptions, HttpClient, KvNamespace,
     KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, ResponseCache,
-    Secrets, Timer, UnixMillis,
+    Secrets, Timer, UnixMillis, Waiting, Wakeup, Wakeups,
 };
 use crate::body::Body;
 use crate::observe::events::{Event, Level};
@@ -285,8 +285,8 @@ impl RateLimitStore for WorkersPlatform {
     async fn rate_limit(
         &self,
         object: &str,
-        call: &LimitCall,
-    ) -> Result<LimitReply, PlatformError> {
+        calls: &[LimitCall],
+    ) -> Result<Vec<LimitReply>, PlatformError> {
         let failed = |what: &str, e: &dyn std::fmt::Display| PlatformError(format!("{what}: {e}"));
         let namespace = self
             .env
@@ -296,7 +296,7 @@ impl RateLimitStore for WorkersPlatform {
             .id_from_name(object)
             .and_then(|id| id.get_stub())
             .map_err(|e| failed("rate-limit object", &e))?;
-        let body = serde_json::to_string(call).map_err(|e| failed("rate-limit call", &e))?;
+        let body = serde_json::to_string(calls).map_err(|e| failed("rate-limit call", &e))?;
         let mut init = worker::RequestInit::new();
         init.with_method(worker::Method::Post)
             .with_body(Some(JsValue::from_str(&body)));
@@ -320,9 +320,33 @@ impl RateLimitStore for WorkersPlatform {
             )));
         }
         response
-            .json::<LimitReply>()
+            .json::<Vec<LimitReply>>()
             .await
             .map_err(|e| failed("rate-limit reply", &e))
+    }
+}
+
+/// A promise made in the waiting request's context, which the waking
+/// request resolves: the runtime runs what follows in the waiter's own
+/// context. Its timer keeps the waiter from being taken for hung.
+impl Wakeups for WorkersPlatform {
+    fn wakeup(&self, limit: std::time::Duration) -> (Wakeup, Waiting) {
+        let mut resolver: Option<js_sys::Function> = None;
+        let promise = js_sys::Promise::new(&mut |resolve, _reject| resolver = Some(resolve));
+        let Some(resolve) = resolver else {
+            // The executor runs at once, so this never happens; if it did,
+            // the waiter would go on alone at once.
+            return (Wakeup::new(|| ()), Box::pin(async { false }));
+        };
+        let woken = wasm_bindgen_futures::JsFuture::from(promise);
+        let timer = worker::Delay::from(limit);
+        let waiting = async move { matches!(select(woken, timer).await, Either::Left((Ok(_), _))) };
+        (
+            Wakeup::new(move || {
+                let _ = resolve.call0(&JsValue::UNDEFINED);
+            }),
+            Box::pin(waiting),
+        )
     }
 }
 
