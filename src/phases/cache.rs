@@ -139,10 +139,12 @@ pub async fn lookup<P: Platform>(
     }
 
     if ctx.method == Method::GET {
-        match isolate.coalescer.join(&cache.key) {
+        // The leader's origin call, then reading its body for the cache.
+        let limit = route.timeout.saturating_mul(2);
+        match isolate.coalescer.join(&cache.key, platform, limit) {
             Turn::Lead(lead) => cache.lead = Some(lead),
-            Turn::Follow(waiting) => {
-                if let Ok(Some(shared)) = waiting.await
+            Turn::Follow(follow) => {
+                if let Some(shared) = follow.shared().await
                     && let Ok(response) = shared.downcast::<http::Response<Body<P::Stream>>>()
                 {
                     cache.outcome = CacheOutcome::Coalesced;
@@ -217,7 +219,10 @@ fn refresh<P: Platform>(
                 if let Storability::Store(lifetime) =
                     entry::storability(&policy, status, response.headers())
                 {
-                    put(&platform, &route.id, &key, &policy, lifetime, response).await;
+                    put(
+                        &platform, &route.id, &key, &policy, lifetime, response, None,
+                    )
+                    .await;
                 }
             }
             Err(error) => failed(&platform, &route.id, "refresh", &error.to_string()),
@@ -234,13 +239,26 @@ async fn put<P: Platform>(
     policy: &CachePolicy,
     lifetime: Lifetime,
     response: http::Response<Body<P::Stream>>,
+    lead: Option<Lead>,
 ) {
     let stored_at = platform.now();
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = platform.read_body(body, policy.max_body_bytes).await else {
-        // Over the cap (or the body failed): the client had it; not stored.
+        // Over the cap (or the body failed): the client had it; not stored,
+        // and the waiters (the lead dropped) go to the origin themselves.
         return;
     };
+    if let Some(lead) = lead {
+        // A copy of what is stored, for each waiter to answer with: head
+        // and bytes only, nothing that belongs to this request.
+        lead.share(|| {
+            let mut copy = http::Response::new(Body::<P::Stream>::Full(bytes.clone()));
+            *copy.status_mut() = parts.status;
+            *copy.version_mut() = parts.version;
+            *copy.headers_mut() = parts.headers.clone();
+            Some(Box::new(copy))
+        });
+    }
     let meta = Meta::new(stored_at, lifetime, &parts.headers);
     entry::for_storage(&meta, &mut parts.headers);
     parts
@@ -309,7 +327,7 @@ pub fn store<P: Platform>(
         }
     };
     let (parts, body) = response.into_parts();
-    let (mut client, for_cache) = match platform.tee_body(body) {
+    let (client, for_cache) = match platform.tee_body(body) {
         Ok(pair) => pair,
         Err(error) => {
             failed(platform, &route_id, "tee", &error.to_string());
@@ -318,13 +336,6 @@ pub fn store<P: Platform>(
             )));
         }
     };
-    if let Some(lead) = lead {
-        lead.share(|| {
-            let (own, theirs) = platform.tee_body(std::mem::take(&mut client)).ok()?;
-            client = own;
-            Some(Box::new(copy_of(&parts, theirs)))
-        });
-    }
     let stored = copy_of(&parts, for_cache);
     let (platform_handle, key, policy) = (
         platform.clone(),
@@ -332,7 +343,16 @@ pub fn store<P: Platform>(
         Rc::clone(&cache.policy),
     );
     platform.wait_until(async move {
-        put(&platform_handle, &route_id, &key, &policy, lifetime, stored).await;
+        put(
+            &platform_handle,
+            &route_id,
+            &key,
+            &policy,
+            lifetime,
+            stored,
+            lead,
+        )
+        .await;
     });
     if let CacheOutcome::Forwarded { stored, ttl, .. } = &mut cache.outcome {
         *stored = true;

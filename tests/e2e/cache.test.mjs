@@ -53,6 +53,22 @@ test("a miss is stored and the next request is a hit the origin never sees", asy
   assert.equal(stack.catalog.stats.requests, before + 1, "the origin saw one request");
 });
 
+test("concurrent misses for one key make one origin call and every caller gets the response", async () => {
+  const before = stack.catalog.stats.requests;
+  // The origin holds its answer for a second, so all ten arrive while the
+  // first is at the origin.
+  const responses = await Promise.all(
+    Array.from({ length: 10 }, () => stack.fetch("/cached/items/concurrent?delay_ms=1000")),
+  );
+  const bodies = await Promise.all(responses.map((r) => r.text()));
+  assert.deepEqual(responses.map((r) => r.status), Array(10).fill(200), bodies.join("\n"));
+  const statuses = responses.map(cacheStatus);
+  assert.equal(statuses.filter((s) => s === "Portico; fwd=uri-miss; stored; ttl=300").length, 1, statuses.join("\n"));
+  assert.equal(statuses.filter((s) => s === "Portico; fwd=miss; detail=coalesced").length, 9, statuses.join("\n"));
+  assert.equal(new Set(bodies).size, 1, "every caller got the same response");
+  assert.equal(stack.catalog.stats.requests, before + 1, "the origin saw one request");
+});
+
 test("a caller never receives another caller's cached response", async () => {
   const alice = await stack.createKey("--name", "alice");
   const bob = await stack.createKey("--name", "bob");
