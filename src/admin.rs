@@ -289,11 +289,11 @@ where
                 }],
                 peek: true,
             };
-            let reply = platform
-                .rate_limit(&object, &call)
+            let replies = platform
+                .rate_limit(&object, std::slice::from_ref(&call))
                 .await
                 .map_err(|e| GatewayError::RateLimitUnavailable(e.to_string()))?;
-            let Some(decision) = reply.decisions.first() else {
+            let Some(decision) = replies.first().and_then(|reply| reply.decisions.first()) else {
                 continue;
             };
             limits.push(json!({

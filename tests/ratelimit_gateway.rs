@@ -453,3 +453,49 @@ fn unspent_leased_units_expire_and_are_lost_within_the_bound() {
         "the three units left in the quiet isolate's expired lease are lost"
     );
 }
+
+#[test]
+fn concurrent_requests_for_one_key_share_object_calls_and_exactly_the_limit_is_admitted() {
+    use std::future::Future;
+    use std::task::Context;
+
+    let harness = harness(per_minute(5));
+    let k = key(&harness, 23, None);
+    let gate = portico::platform::memory::Gate::new();
+    harness.platform.hold_limiters(Some(gate.clone()));
+    let mut all = Box::pin(futures::future::join_all((0..20).map(|_| {
+        harness.gateway.handle(
+            &harness.platform,
+            portico::Inbound::new(
+                request(
+                    Method::GET,
+                    "http://gw.example/orders/1",
+                    &[("x-api-key", &k)],
+                ),
+                Some("203.0.113.9".parse().expect("ip")),
+            ),
+        )
+    })));
+    let waker = futures::task::noop_waker();
+    assert!(
+        all.as_mut()
+            .poll(&mut Context::from_waker(&waker))
+            .is_pending()
+    );
+    assert_eq!(
+        harness.platform.limiter_calls(),
+        1,
+        "one call in flight; the other requests wait for it"
+    );
+    gate.open();
+    let responses = futures::executor::block_on(all);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 5);
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 15);
+    assert_eq!(&statuses[..5], [200; 5], "admitted in the order they came");
+    assert_eq!(
+        harness.platform.limiter_calls(),
+        2,
+        "the nineteen that waited went as one batch"
+    );
+}

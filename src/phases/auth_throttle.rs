@@ -98,8 +98,14 @@ where
         .as_ref()
         .map(|routed| routed.route.id.clone())
         .unwrap_or_default();
-    let decision = match platform.rate_limit(&object, &call).await {
-        Ok(reply) => reply.decisions.first().copied(),
+    let decision = match platform
+        .rate_limit(&object, std::slice::from_ref(&call))
+        .await
+    {
+        Ok(replies) => replies
+            .first()
+            .and_then(|reply| reply.decisions.first())
+            .copied(),
         Err(failure) => {
             platform.log(&Event::RateLimitUnavailable {
                 route,

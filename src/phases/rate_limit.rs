@@ -28,7 +28,7 @@ use crate::error::GatewayError;
 use crate::observe::events::Event;
 use crate::pipeline::context::{LimitOutcome, RequestCtx};
 use crate::pipeline::flow::Flow;
-use crate::platform::{Clock, LogSink, RateLimitStore, UnixMillis};
+use crate::platform::{Clock, LogSink, RateLimitStore, UnixMillis, Wakeups};
 use crate::ratelimit::headers::{retry_after_seconds, write};
 use crate::ratelimit::local::LocalLimits;
 use crate::ratelimit::object::{Check, LimitCall};
@@ -76,7 +76,7 @@ pub async fn before_auth<P, S>(
     ctx: &mut RequestCtx<S>,
 ) -> Result<Flow<S>, GatewayError>
 where
-    P: Clock + LogSink + RateLimitStore,
+    P: Clock + LogSink + RateLimitStore + Wakeups,
 {
     apply(platform, local, ctx, Stage::BeforeAuth).await
 }
@@ -89,7 +89,7 @@ pub async fn run<P, S>(
     ctx: &mut RequestCtx<S>,
 ) -> Result<Flow<S>, GatewayError>
 where
-    P: Clock + LogSink + RateLimitStore,
+    P: Clock + LogSink + RateLimitStore + Wakeups,
 {
     apply(platform, local, ctx, Stage::AfterAuth).await
 }
@@ -101,7 +101,7 @@ async fn apply<P, S>(
     stage: Stage,
 ) -> Result<Flow<S>, GatewayError>
 where
-    P: Clock + LogSink + RateLimitStore,
+    P: Clock + LogSink + RateLimitStore + Wakeups,
 {
     let Some(routed) = &ctx.route else {
         return Ok(Flow::Continue);
@@ -194,7 +194,7 @@ async fn decide<P>(
     now: UnixMillis,
 ) -> Verdict
 where
-    P: RateLimitStore,
+    P: RateLimitStore + Wakeups,
 {
     if keyed.is_empty() {
         return Verdict::Admitted(Vec::new(), "allowed");
@@ -256,7 +256,7 @@ fn spend_leases(
 
 /// One call per object, with every policy that object holds; all objects
 /// at once. Units granted beyond a request's cost become a lease.
-async fn ask_objects<P: RateLimitStore>(
+async fn ask_objects<P: RateLimitStore + Wakeups>(
     platform: &P,
     local: &LocalLimits,
     keyed: &[Keyed<'_>],
@@ -290,8 +290,8 @@ async fn ask_objects<P: RateLimitStore>(
     let replies = join_all(
         groups
             .iter()
-            .zip(&calls)
-            .map(|((object, _), call)| platform.rate_limit(object, call)),
+            .zip(calls)
+            .map(|((object, _), call)| local.in_flight.call(platform, object, call)),
     )
     .await;
 

@@ -15,6 +15,9 @@
 //! - Client networks over their failed-authentication budget, until their
 //!   retry time: their credentials are not checked again here (no KV read,
 //!   no signature check, no introspection call) until then.
+//! - The object calls in flight ([`Coalescer`]): a request for an object
+//!   that already has a call on its way waits and goes in the next one,
+//!   together with every other request that arrived meanwhile.
 //! - A breaker per object: after an object failed, calls to it are
 //!   skipped for a short back-off and the route's failure policy applies at
 //!   once, so an overloaded object is never retried in a tight loop.
@@ -25,6 +28,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::algorithm::Decision;
+use super::coalesce::Coalescer;
 use super::{LimitKey, PolicyResult};
 use crate::platform::UnixMillis;
 use crate::ttl_cache::TtlCache;
@@ -43,6 +47,9 @@ pub struct LocalLimits {
     leases: RefCell<HashMap<LimitKey, Leased>>,
     /// Client networks out of failed-authentication attempts, until when.
     failed_auth: RefCell<TtlCache<IpAddr, UnixMillis>>,
+    /// Object calls in flight, which later requests for the same object
+    /// join instead of making their own.
+    pub in_flight: Coalescer,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -60,6 +67,7 @@ impl Default for LocalLimits {
             broken: RefCell::new(TtlCache::new(DENY_CACHE_ENTRIES)),
             leases: RefCell::new(HashMap::new()),
             failed_auth: RefCell::new(TtlCache::new(DENY_CACHE_ENTRIES)),
+            in_flight: Coalescer::default(),
         }
     }
 }

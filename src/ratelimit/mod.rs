@@ -9,6 +9,8 @@
 //!   fields and `Retry-After`.
 //! - [`local`]: what an isolate remembers: keys it knows are over their
 //!   limit until their reset, and objects that just failed.
+//! - [`coalesce`]: one call in flight per object per isolate; requests
+//!   arriving meanwhile go together in the next call, decided in order.
 //!
 //! Limit keys are hashed into object names, so no API key, user or IP
 //! address ever appears in an object name or a log line; their values are
@@ -24,6 +26,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::{Identity, RatePlan};
 
 pub mod algorithm;
+pub mod coalesce;
 pub mod headers;
 pub mod local;
 pub mod object;

@@ -67,6 +67,30 @@ impl LimiterObject {
         self.states.insert(key, state);
     }
 
+    /// Apply `calls` at `now`, one after the other, as separate calls in
+    /// that order would be. Returns the replies and the states that changed
+    /// (each key once, its latest state), to be written to storage before
+    /// the replies are sent.
+    pub fn apply_all(
+        &mut self,
+        now: u64,
+        calls: &[LimitCall],
+    ) -> (Vec<LimitReply>, Vec<(String, State)>) {
+        let mut replies = Vec::with_capacity(calls.len());
+        let mut changed: Vec<(String, State)> = Vec::new();
+        for call in calls {
+            let (reply, states) = self.apply(now, call);
+            replies.push(reply);
+            for (key, state) in states {
+                match changed.iter_mut().find(|(k, _)| *k == key) {
+                    Some(slot) => slot.1 = state,
+                    None => changed.push((key, state)),
+                }
+            }
+        }
+        (replies, changed)
+    }
+
     /// Apply `call` at `now`. Returns the reply and the states that changed
     /// (to be written to storage before the reply is sent).
     pub fn apply(&mut self, now: u64, call: &LimitCall) -> (LimitReply, Vec<(String, State)>) {

@@ -1,0 +1,324 @@
+//! Coalescing: at most one call in flight per rate-limit object per
+//! isolate; requests for that object that arrive meanwhile wait and then
+//! go together, as one batch, in the next call.
+//!
+//! Under load this turns one Durable Object round trip per request into
+//! one per batch, without giving up exactness: the object applies the
+//! batch's calls one after the other, in the order the requests arrived,
+//! exactly as if each had made its own call (so a limit of `k` admits the
+//! first `k` of `n`, never more). A lone request pays nothing: with no call
+//! in flight it calls at once.
+//!
+//! The request whose call is in flight leads: when its answer is back it
+//! hands the waiting calls, as a batch, to the first of them, which makes
+//! the next call for all and answers the others. Every call is made by a
+//! request that is itself waiting for it, in its own context (waiters are
+//! woken through [`Wakeups`]), so no work outlives its requests. A leader
+//! that is dropped hands the waiting calls on, and the calls of its own
+//! batch get an error (the failure policy applies; they are never admitted
+//! unchecked). A waiter gives up after [`WAIT_LIMIT`] with an error too.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use super::object::{LimitCall, LimitReply};
+use crate::platform::{PlatformError, RateLimitStore, Wakeup, Wakeups};
+
+/// How long a request waits for the calls ahead of it: its leader's call
+/// and the batch call it goes in, each bounded by the store's own timeout.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(5);
+
+/// The calls in flight, per object name.
+#[derive(Debug, Default)]
+pub struct Coalescer {
+    /// An entry means a call for that object is in flight; it holds the
+    /// calls waiting for the next one.
+    objects: RefCell<HashMap<String, Vec<Waiter>>>,
+}
+
+/// Where a waiting request finds what it was handed.
+type Slot = Rc<RefCell<Option<Handoff>>>;
+
+#[derive(Debug)]
+struct Waiter {
+    call: LimitCall,
+    slot: Slot,
+    wakeup: Wakeup,
+}
+
+impl Waiter {
+    /// Whether the request still waits (it holds the other end of its slot).
+    fn listening(&self) -> bool {
+        Rc::strong_count(&self.slot) > 1
+    }
+}
+
+#[derive(Debug)]
+enum Handoff {
+    /// The object's answer to this call.
+    Reply(Result<LimitReply, PlatformError>),
+    /// Make the next call: this call (handed back) first, then these.
+    Lead(LimitCall, Vec<Waiter>),
+}
+
+impl Coalescer {
+    /// Apply `call` in `object`, in one round trip shared with whatever
+    /// other calls for that object are waiting.
+    pub async fn call<P: RateLimitStore + Wakeups>(
+        &self,
+        platform: &P,
+        object: &str,
+        call: LimitCall,
+    ) -> Result<LimitReply, PlatformError> {
+        let queued = {
+            let mut objects = self.objects.borrow_mut();
+            match objects.get_mut(object) {
+                None => {
+                    objects.insert(object.to_owned(), Vec::new());
+                    Err(call)
+                }
+                Some(waiting) => {
+                    let (wakeup, woken) = platform.wakeup(WAIT_LIMIT);
+                    let slot = Slot::default();
+                    waiting.push(Waiter {
+                        call,
+                        slot: Rc::clone(&slot),
+                        wakeup,
+                    });
+                    Ok((slot, woken))
+                }
+            }
+        };
+        let (call, followers) = match queued {
+            Err(call) => (call, Vec::new()),
+            Ok((slot, woken)) => {
+                woken.await;
+                let handed = slot.borrow_mut().take();
+                match handed {
+                    Some(Handoff::Reply(reply)) => return reply,
+                    Some(Handoff::Lead(call, followers)) => (call, followers),
+                    None => {
+                        return Err(PlatformError(format!(
+                            "no rate-limit answer within {WAIT_LIMIT:?} of waiting for the calls ahead"
+                        )));
+                    }
+                }
+            }
+        };
+        let mut calls = Vec::with_capacity(1 + followers.len());
+        calls.push(call);
+        let mut lead = Lead {
+            coalescer: self,
+            object,
+            followers: Vec::with_capacity(followers.len()),
+        };
+        for Waiter { call, slot, wakeup } in followers {
+            calls.push(call);
+            lead.followers.push((slot, wakeup));
+        }
+        lead.run(platform, &calls).await
+    }
+
+    /// How many objects have a call in flight (for tests).
+    pub fn in_flight(&self) -> usize {
+        self.objects.borrow().len()
+    }
+}
+
+/// The request whose call is in flight. Dropped (done or abandoned), it
+/// passes the waiting calls on.
+struct Lead<'a> {
+    coalescer: &'a Coalescer,
+    object: &'a str,
+    /// The requests whose calls went with this one, to answer.
+    followers: Vec<(Slot, Wakeup)>,
+}
+
+impl Lead<'_> {
+    async fn run<P: RateLimitStore>(
+        &mut self,
+        platform: &P,
+        calls: &[LimitCall],
+    ) -> Result<LimitReply, PlatformError> {
+        let replies = platform
+            .rate_limit(self.object, calls)
+            .await
+            .and_then(|replies| {
+                if replies.len() == calls.len() {
+                    Ok(replies)
+                } else {
+                    Err(PlatformError(format!(
+                        "the rate-limit object gave {} answers to {} calls",
+                        replies.len(),
+                        calls.len()
+                    )))
+                }
+            });
+        match replies {
+            Ok(replies) => {
+                let mut replies = replies.into_iter();
+                let own = replies.next();
+                for ((slot, wakeup), reply) in self.followers.drain(..).zip(replies) {
+                    *slot.borrow_mut() = Some(Handoff::Reply(Ok(reply)));
+                    wakeup.wake();
+                }
+                own.ok_or_else(|| PlatformError("the rate-limit object gave no answer".to_owned()))
+            }
+            Err(error) => {
+                for (slot, wakeup) in self.followers.drain(..) {
+                    *slot.borrow_mut() = Some(Handoff::Reply(Err(error.clone())));
+                    wakeup.wake();
+                }
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        // Calls sent with an abandoned one get no answer: say so.
+        for (slot, wakeup) in self.followers.drain(..) {
+            *slot.borrow_mut() = Some(Handoff::Reply(Err(PlatformError(
+                "the coalesced rate-limit call was abandoned".to_owned(),
+            ))));
+            wakeup.wake();
+        }
+        let mut objects = self.coalescer.objects.borrow_mut();
+        let Some(waiting) = objects.get_mut(self.object) else {
+            return;
+        };
+        let mut waiting = std::mem::take(waiting).into_iter();
+        // The first waiter still listening leads the rest.
+        while let Some(next) = waiting.next() {
+            if next.listening() {
+                let Waiter { call, slot, wakeup } = next;
+                *slot.borrow_mut() = Some(Handoff::Lead(call, waiting.collect()));
+                wakeup.wake();
+                return;
+            }
+        }
+        objects.remove(self.object);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+    use crate::platform::memory::{Gate, MemoryPlatform};
+    use crate::ratelimit::object::Check;
+    use crate::ratelimit::{Algorithm, Quota};
+
+    fn take_one(limit: u64) -> LimitCall {
+        LimitCall {
+            checks: vec![Check {
+                state_key: "plan".to_owned(),
+                quota: Quota {
+                    algorithm: Algorithm::FixedWindow,
+                    limit,
+                    period_ms: 60_000,
+                    burst: limit,
+                },
+                cost: 1,
+                lease: None,
+            }],
+            peek: false,
+        }
+    }
+
+    type Call<'a> = Pin<Box<dyn Future<Output = Result<LimitReply, PlatformError>> + 'a>>;
+
+    fn poll_once(call: &mut Call<'_>) -> Poll<Result<LimitReply, PlatformError>> {
+        let waker = futures::task::noop_waker();
+        call.as_mut().poll(&mut Context::from_waker(&waker))
+    }
+
+    fn allowed(reply: Result<LimitReply, PlatformError>) -> bool {
+        reply.expect("answered").decisions[0].allowed
+    }
+
+    #[test]
+    fn calls_waiting_behind_one_in_flight_go_together_and_are_decided_in_order() {
+        let platform = MemoryPlatform::new();
+        let gate = Gate::new();
+        platform.hold_limiters(Some(gate.clone()));
+        let coalescer = Coalescer::default();
+        let mut calls: Vec<Call<'_>> = (0..8)
+            .map(|_| Box::pin(coalescer.call(&platform, "object", take_one(3))) as Call<'_>)
+            .collect();
+        for call in &mut calls {
+            assert!(poll_once(call).is_pending());
+        }
+        assert_eq!(platform.limiter_calls(), 1, "the others wait for it");
+        gate.open();
+        let verdicts: Vec<bool> = calls
+            .into_iter()
+            .map(|call| allowed(futures::executor::block_on(call)))
+            .collect();
+        assert_eq!(
+            verdicts,
+            [true, true, true, false, false, false, false, false]
+        );
+        assert_eq!(platform.limiter_calls(), 2, "one call, then one batch");
+        assert_eq!(coalescer.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_lone_call_goes_at_once_and_objects_do_not_wait_for_each_other() {
+        let platform = MemoryPlatform::new();
+        let coalescer = Coalescer::default();
+        for object in ["a", "b", "a"] {
+            let reply = futures::executor::block_on(coalescer.call(&platform, object, take_one(5)));
+            assert!(allowed(reply));
+        }
+        assert_eq!(platform.limiter_calls(), 3);
+        assert_eq!(coalescer.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_dropped_leader_hands_the_waiting_calls_on() {
+        let platform = MemoryPlatform::new();
+        let gate = Gate::new();
+        platform.hold_limiters(Some(gate.clone()));
+        let coalescer = Coalescer::default();
+        let mut leader: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(5)));
+        let mut second: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(5)));
+        let mut third: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(5)));
+        assert!(poll_once(&mut leader).is_pending());
+        assert!(poll_once(&mut second).is_pending());
+        assert!(poll_once(&mut third).is_pending());
+        drop(leader);
+        gate.open();
+        assert!(allowed(futures::executor::block_on(second)));
+        assert!(allowed(futures::executor::block_on(third)));
+        assert_eq!(platform.limiter_calls(), 2);
+        assert_eq!(coalescer.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_failed_batch_fails_every_call_in_it() {
+        let platform = MemoryPlatform::new();
+        let gate = Gate::new();
+        platform.hold_limiters(Some(gate.clone()));
+        platform.fail_limiters(Some("object unreachable"));
+        let coalescer = Coalescer::default();
+        let mut calls: Vec<Call<'_>> = (0..3)
+            .map(|_| Box::pin(coalescer.call(&platform, "object", take_one(5))) as Call<'_>)
+            .collect();
+        for call in &mut calls {
+            assert!(poll_once(call).is_pending());
+        }
+        gate.open();
+        for call in calls {
+            let error = futures::executor::block_on(call).expect_err("failed");
+            assert_eq!(error.0, "object unreachable");
+        }
+        assert_eq!(coalescer.in_flight(), 0);
+    }
+}
