@@ -3,6 +3,7 @@
 // through Miniflare's Node API with local KV and Durable Objects.
 
 import { spawn } from "node:child_process";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
 
@@ -105,5 +106,39 @@ export async function startJsCache(originUrl) {
     port,
   });
   await mf.ready;
+  return { url: `http://127.0.0.1:${port}`, stop: () => mf.dispose() };
+}
+
+/**
+ * The JavaScript gateway of fixtures/bench/js-gateway.mjs (Hono, KV lookup
+ * by SHA-256 per request, a SQLite-backed Durable Object token bucket per
+ * request over RPC, `hono/proxy`), bundled with esbuild as wrangler would.
+ */
+export async function startJsGateway(originUrl) {
+  const { build } = await import("esbuild");
+  const bundled = await build({
+    entryPoints: [path.join(ROOT, "fixtures/bench/js-gateway.mjs")],
+    bundle: true,
+    format: "esm",
+    platform: "neutral",
+    target: "es2022",
+    minify: true,
+    external: ["cloudflare:workers"],
+    write: false,
+  });
+  const port = await freePort();
+  const mf = new Miniflare({
+    modules: true,
+    script: bundled.outputFiles[0].text,
+    compatibilityDate,
+    kvNamespaces: ["KEYS"],
+    durableObjects: { BUCKET: { className: "TokenBucket", useSQLite: true } },
+    bindings: { ORIGIN: originUrl, IDENTITY_PREFIX: "x-portico-" },
+    host: "127.0.0.1",
+    port,
+  });
+  await mf.ready;
+  const digest = crypto.createHash("sha256").update(demoKey.key).digest("hex");
+  await (await mf.getKVNamespace("KEYS")).put(`sha256:${digest}`, JSON.stringify(demoKey.record));
   return { url: `http://127.0.0.1:${port}`, stop: () => mf.dispose() };
 }

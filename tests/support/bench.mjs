@@ -1,5 +1,7 @@
-// `make bench`: Portico's overhead against the direct origin and a plain
-// JavaScript pass-through Worker, on this machine, in one run.
+// `make bench`: Portico's overhead against the direct origin, a plain
+// JavaScript pass-through Worker and the JavaScript gateway a Workers user
+// would write by hand (fixtures/bench/js-gateway.mjs), on this machine, in
+// one run.
 //
 // Every Worker target runs the same way: the built worker (or the
 // pass-through script) in workerd through Miniflare's Node API, with local
@@ -16,7 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 
-import { demoKey, startJsCache, startOrigin, startPassthrough, startPortico, tokens } from "./bench-targets.mjs";
+import { demoKey, startJsCache, startJsGateway, startOrigin, startPassthrough, startPortico, tokens } from "./bench-targets.mjs";
 import { ROOT } from "./stack.mjs";
 
 const args = process.argv.slice(2);
@@ -88,6 +90,13 @@ try {
   } finally {
     await jsCache.stop();
   }
+  const jsGateway = await startJsGateway(origin.url);
+  try {
+    results.push(await measure("js-gateway", `${jsGateway.url}/apikey/bench/x`, [["X-API-Key", demoKey.key]]));
+    results.push(await measure("js-gateway-jwt", `${jsGateway.url}/jwt/bench/x`, [["Authorization", `Bearer ${tokens.HS256}`]]));
+  } finally {
+    await jsGateway.stop();
+  }
   const portico = await startPortico(origin.url);
   try {
     results.push(await measure("portico-route", `${portico.url}/route/bench/x`));
@@ -98,6 +107,9 @@ try {
       await measure("portico-apikey-leased", `${portico.url}/apikey-leased/bench/x`, [["X-API-Key", demoKey.key]]),
     );
     results.push(await measure("portico-jwt", `${portico.url}/jwt/bench/x`, [["Authorization", `Bearer ${tokens.ES256}`]]));
+    results.push(
+      await measure("portico-jwt-hs256", `${portico.url}/jwt-hs256/bench/x`, [["Authorization", `Bearer ${tokens.HS256}`]]),
+    );
   } finally {
     await portico.stop();
   }
@@ -123,6 +135,20 @@ const lines = [
       `| ${r.name} | ${r.rps.toFixed(0)} | ${r.rpsMin.toFixed(0)}-${r.rpsMax.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${ratio(r.rps, byName.passthrough?.rps)} | ${ratio(r.p99, byName.passthrough?.p99)} | ${ratio(r.rps, byName.direct?.rps)} | ${r.errors} |`,
   ),
 ];
+// Each Portico target against the JavaScript gateway doing the same work.
+const against = [
+  ["portico-apikey", "js-gateway"],
+  ["portico-apikey-leased", "js-gateway"],
+  ["portico-jwt-hs256", "js-gateway-jwt"],
+].filter(([a, b]) => byName[a] && byName[b]);
+if (against.length > 0) {
+  lines.push(
+    "",
+    "| target | against | req/s ratio | p99 ratio |",
+    "|---|---|---:|---:|",
+    ...against.map(([a, b]) => `| ${a} | ${b} | ${ratio(byName[a].rps, byName[b].rps)} | ${ratio(byName[a].p99, byName[b].p99)} |`),
+  );
+}
 const report = lines.join("\n");
 fs.writeFileSync(path.join(OUT, "report.md"), `${report}\n`);
 fs.writeFileSync(path.join(OUT, "results.json"), JSON.stringify(results, null, 2));
