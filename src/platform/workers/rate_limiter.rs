@@ -8,6 +8,10 @@
 //! a policy is seen and written back after every change, before the answer
 //! leaves; the runtime's input and output gates make the read-decide-write
 //! of each call atomic with respect to the others.
+//!
+//! A call carries a batch: the calls an isolate coalesced while its
+//! previous call was in flight, applied in order, each as if alone; each
+//! changed state is written once per batch.
 
 use std::cell::RefCell;
 
@@ -44,12 +48,12 @@ impl DurableObject for RateLimiter {
     }
 
     async fn fetch(&self, mut request: Request) -> worker::Result<Response> {
-        let call: LimitCall = match request.json().await {
-            Ok(call) => call,
+        let calls: Vec<LimitCall> = match request.json().await {
+            Ok(calls) => calls,
             Err(error) => return problem(400, "Malformed rate-limit call", &error.to_string()),
         };
         let storage = self.state.storage();
-        for check in &call.checks {
+        for check in calls.iter().flat_map(|call| &call.checks) {
             if self.limiter.borrow().has(&check.state_key) {
                 continue;
             }
@@ -74,7 +78,7 @@ impl DurableObject for RateLimiter {
             }
         }
         let now = worker::Date::now().as_millis();
-        let (reply, changed) = self.limiter.borrow_mut().apply(now, &call);
+        let (replies, changed) = self.limiter.borrow_mut().apply_all(now, &calls);
         for (key, state) in changed {
             match serde_json::to_string(&state) {
                 Ok(text) => storage.put(&key, text).await?,
@@ -83,6 +87,6 @@ impl DurableObject for RateLimiter {
                 }
             }
         }
-        Response::from_json(&reply)
+        Response::from_json(&replies)
     }
 }
