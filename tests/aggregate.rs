@@ -10,7 +10,7 @@ use bytes::Bytes;
 use common::{Harness, auth_config, body_json, header, request};
 use http::{Method, StatusCode};
 use portico::config::Config;
-use portico::observe::events::{AccessLog, Event};
+use portico::observe::events::AccessLog;
 use portico::platform::memory::OriginReply;
 use serde_json::{Value, json};
 
@@ -36,16 +36,7 @@ fn leg(name: &str, path: &str) -> Value {
 }
 
 fn last_log(harness: &Harness) -> AccessLog {
-    harness
-        .platform
-        .events()
-        .into_iter()
-        .filter_map(|event| match event {
-            Event::Request(log) => Some(log),
-            _ => None,
-        })
-        .next_back()
-        .expect("an access log")
+    harness.access_logs().pop().expect("an access log")
 }
 
 fn dashboard(harness: &Harness, path: &str) -> http::Response<portico::Body<Bytes>> {

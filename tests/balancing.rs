@@ -97,15 +97,7 @@ fn count(counts: &HashMap<String, usize>, authority: &str) -> usize {
 }
 
 fn access_logs(harness: &Harness) -> Vec<AccessLog> {
-    harness
-        .platform
-        .events()
-        .into_iter()
-        .filter_map(|event| match event {
-            Event::Request(log) => Some(log),
-            _ => None,
-        })
-        .collect()
+    harness.access_logs()
 }
 
 fn ejections(harness: &Harness) -> Vec<(String, u64, u32)> {

@@ -10,7 +10,7 @@ use common::{Harness, auth_config, body_json, echo_origin, header, last_upstream
 use http::{Method, Request, Response, StatusCode};
 use portico::Body;
 use portico::config::Config;
-use portico::observe::events::{AccessLog, Event};
+use portico::observe::events::AccessLog;
 use portico::platform::memory::{OriginReply, RecordedRequest};
 use serde_json::{Value, json};
 
@@ -52,15 +52,7 @@ fn upgrade(url: &str, extra: &[(&str, &str)]) -> Request<Body<Bytes>> {
 }
 
 fn access_logs(harness: &Harness) -> Vec<AccessLog> {
-    harness
-        .platform
-        .events()
-        .into_iter()
-        .filter_map(|event| match event {
-            Event::Request(log) => Some(log),
-            _ => None,
-        })
-        .collect()
+    harness.access_logs()
 }
 
 fn problem_type(response: &Response<Body<Bytes>>) -> String {

@@ -20,15 +20,7 @@ use serde_json::{Value, json};
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn access_logs(harness: &Harness) -> Vec<AccessLog> {
-    harness
-        .platform
-        .events()
-        .into_iter()
-        .filter_map(|event| match event {
-            Event::Request(log) => Some(log),
-            _ => None,
-        })
-        .collect()
+    harness.access_logs()
 }
 
 /// An API-key route with a per-key limit, and a public route; every

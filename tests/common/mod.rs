@@ -118,6 +118,18 @@ impl Harness {
         )
     }
 
+    /// The access-log lines written so far, oldest first.
+    pub fn access_logs(&self) -> Vec<portico::observe::events::AccessLog> {
+        self.platform
+            .events()
+            .into_iter()
+            .filter_map(|event| match event {
+                portico::observe::events::Event::Request(log) => Some(log),
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn get(&self, url: &str) -> Response<Body<Bytes>> {
         self.send(request(Method::GET, url, &[]))
     }
