@@ -92,7 +92,12 @@ fn leg_document() -> String {
             )
         })
         .collect();
-    format!(r#"{{"data":{{"items":[{}]}},"total":12}}"#, items.join(","))
+    // Shaped like the echo origin's answers (`service`, `path`, `headers`),
+    // so the bench config's legs keep the same fields in both harnesses.
+    format!(
+        r#"{{"service":"bench","path":"/leg","headers":{{"items":[{}]}},"total":12}}"#,
+        items.join(",")
+    )
 }
 
 #[cfg(feature = "wasm-bench")]
@@ -147,6 +152,25 @@ mod wasm {
                 status = self.0.request(method, url, &headers);
             }
             status
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bench_config_answers_200_on_its_routes_without_credentials() {
+        let config = include_str!("../fixtures/config/bench.json")
+            .replace("http://127.0.0.1:9101", &format!("http://{ORIGIN}"));
+        let bench = BenchGateway::new(&config);
+        for url in [
+            "http://bench.local/route/x",
+            "http://bench.local/cached/x",
+            "http://bench.local/aggregate/x",
+        ] {
+            assert_eq!(bench.request("GET", url, &[]), 200, "{url}");
         }
     }
 }
