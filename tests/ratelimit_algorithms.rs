@@ -2,7 +2,7 @@
 //! burst, cost, reset and retry times exactly, and a clock going backwards.
 
 use portico::ratelimit::algorithm::{Algorithm, Decision, Quota, State};
-use portico::ratelimit::object::{Check, LimitCall, LimiterObject};
+use portico::ratelimit::object::{Check, LimitCall, LimiterObject, Sweep};
 
 fn quota(algorithm: Algorithm, limit: u64, period_ms: u64, burst: u64) -> Quota {
     Quota {
@@ -247,4 +247,128 @@ fn a_lease_charges_what_is_available_up_to_its_size() {
     let (reply, _) = object.apply(0, &check(Some(4)));
     assert!(!reply.decisions[0].allowed);
     assert!(reply.granted.is_empty());
+}
+
+/// Requests of mixed cost at mixed times, to leave a state behind.
+fn worn_state(q: &Quota) -> State {
+    let base = 10 * q.period_ms;
+    let times = [
+        base,
+        base + 1,
+        base + q.period_ms / 3,
+        base + q.period_ms / 2,
+    ];
+    let (decisions, state) = run(q, &times, 1);
+    assert!(decisions[0].allowed, "{q:?}");
+    state.expect("admitted")
+}
+
+fn decisions_for_costs(q: &Quota, state: Option<&State>, now: u64) -> Vec<Decision> {
+    (0..=q.burst.max(q.limit) + 1)
+        .map(|cost| q.decide(state, now, cost).0)
+        .collect()
+}
+
+#[test]
+fn from_its_idle_time_a_state_decides_exactly_as_no_state_would() {
+    for algorithm in [
+        Algorithm::TokenBucket,
+        Algorithm::Gcra,
+        Algorithm::FixedWindow,
+        Algorithm::SlidingLog,
+    ] {
+        for (limit, period_ms, burst) in [
+            (5, 1000, 5),
+            (3, 1000, 7),
+            (1, 60_000, 1),
+            (7, 3_600_000, 2),
+        ] {
+            let q = quota(algorithm, limit, period_ms, burst);
+            let state = worn_state(&q);
+            let idle = q.idle_at(&state);
+            for now in [idle, idle + 1, idle + period_ms, idle + 10 * period_ms] {
+                assert_eq!(
+                    decisions_for_costs(&q, Some(&state), now),
+                    decisions_for_costs(&q, None, now),
+                    "{q:?} at {now}, idle at {idle}"
+                );
+            }
+            assert_ne!(
+                decisions_for_costs(&q, Some(&state), idle - 1),
+                decisions_for_costs(&q, None, idle - 1),
+                "{q:?}: the state still mattered just before {idle}"
+            );
+        }
+    }
+}
+
+fn check(state_key: &str, q: Quota) -> Check {
+    Check {
+        state_key: state_key.into(),
+        quota: q,
+        cost: 1,
+        lease: None,
+    }
+}
+
+#[test]
+fn an_object_is_swept_only_once_every_policy_sharing_it_is_idle() {
+    let mut object = LimiterObject::new();
+    let call = LimitCall {
+        checks: vec![
+            check("second", quota(Algorithm::TokenBucket, 2, 1000, 2)),
+            check("day", quota(Algorithm::FixedWindow, 100, 86_400_000, 100)),
+        ],
+        peek: false,
+    };
+    assert_eq!(object.sweep(0), Sweep::Cleared, "an unused object is empty");
+    object.apply(1000, &call);
+    assert_eq!(object.idle_at(), Some(86_400_000), "the day's window ends");
+    assert_eq!(
+        object.sweep(2000),
+        Sweep::Later(86_400_000),
+        "the per-second bucket is full again, the daily count still matters"
+    );
+    let peek = LimitCall {
+        peek: true,
+        ..call.clone()
+    };
+    let (report, _) = object.apply(2000, &peek);
+    assert_eq!(report.decisions[1].remaining, 99);
+    assert_eq!(report.stored, [true, true]);
+    assert_eq!(object.sweep(86_400_000), Sweep::Cleared);
+    let (report, _) = object.apply(86_400_000, &peek);
+    assert_eq!(report.stored, [false, false]);
+    assert_eq!(report.decisions[1].remaining, 100);
+    assert_eq!(object.idle_at(), None);
+}
+
+#[test]
+fn an_idle_time_an_earlier_instance_stored_holds_off_the_sweep() {
+    // A restarted object knows only the states it was asked about; the
+    // stored idle time covers the others.
+    let mut object = LimiterObject::new();
+    object.note_idle_at(86_400_000);
+    object.apply(
+        0,
+        &LimitCall {
+            checks: vec![check("second", quota(Algorithm::TokenBucket, 2, 1000, 2))],
+            peek: false,
+        },
+    );
+    assert_eq!(object.sweep(1000), Sweep::Later(86_400_000));
+    object.note_idle_at(5);
+    assert_eq!(
+        object.idle_at(),
+        Some(86_400_000),
+        "idle times only move on"
+    );
+}
+
+#[test]
+fn a_quota_that_never_refills_is_never_idle_while_it_holds_a_charge() {
+    let q = quota(Algorithm::TokenBucket, 0, 1000, 3);
+    let (decision, state) = q.decide(None, 0, 1);
+    assert!(decision.allowed, "the burst is there to spend");
+    assert_eq!(q.idle_at(&state.expect("charged")), u64::MAX);
 }

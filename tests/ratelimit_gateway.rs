@@ -499,3 +499,34 @@ fn concurrent_requests_for_one_key_share_object_calls_and_exactly_the_limit_is_a
         "the nineteen that waited went as one batch"
     );
 }
+
+#[test]
+fn an_object_whose_states_stopped_mattering_is_emptied_and_decides_the_same_after() {
+    let harness = harness(per_minute(3));
+    let k = key(&harness, 1, None);
+    for _ in 0..3 {
+        assert_eq!(call(&harness, &k).status(), StatusCode::OK);
+    }
+    assert_eq!(call(&harness, &k).status(), StatusCode::TOO_MANY_REQUESTS);
+    let objects = harness.platform.object_names();
+    assert_eq!(objects.len(), 1);
+    // Three tokens at 3 per minute: the bucket is full again after 60 s.
+    harness.platform.advance(Duration::from_millis(59_999));
+    assert!(
+        harness.platform.sweep_idle_limiters().is_empty(),
+        "a bucket not yet full still matters"
+    );
+    harness.platform.advance(Duration::from_millis(1));
+    assert_eq!(harness.platform.sweep_idle_limiters(), objects);
+    assert!(harness.platform.object_names().is_empty());
+    // A fresh object decides exactly as the full bucket would have.
+    for remaining in ["2", "1", "0"] {
+        let response = call(&harness, &k);
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            header(response.headers(), "x-ratelimit-remaining"),
+            Some(remaining)
+        );
+    }
+    assert_eq!(call(&harness, &k).status(), StatusCode::TOO_MANY_REQUESTS);
+}

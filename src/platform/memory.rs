@@ -29,7 +29,7 @@ use super::{
 use crate::body::Body;
 use crate::observe::events::Event;
 use crate::observe::metrics::MetricsPoint;
-use crate::ratelimit::object::{LimitCall, LimitReply, LimiterObject};
+use crate::ratelimit::object::{LimitCall, LimitReply, LimiterObject, Sweep};
 
 /// What a fake origin does with a request.
 #[derive(Debug)]
@@ -268,6 +268,24 @@ impl MemoryPlatform {
     /// How many rate-limit object calls (round trips) the gateway has made.
     pub fn limiter_calls(&self) -> usize {
         self.state.limiter_calls.get()
+    }
+
+    /// Fire every rate-limit object's cleanup alarm at the fake clock's
+    /// now, as the Workers adapter's alarm does: an object whose states all
+    /// stopped mattering is emptied (and here removed). Returns the names
+    /// of the objects emptied.
+    pub fn sweep_idle_limiters(&self) -> Vec<String> {
+        let now = self.state.now.get();
+        let mut emptied = Vec::new();
+        self.state.limiters.borrow_mut().retain(|name, limiter| {
+            let cleared = limiter.sweep(now) == Sweep::Cleared;
+            if cleared {
+                emptied.push(name.clone());
+            }
+            !cleared
+        });
+        emptied.sort();
+        emptied
     }
 
     /// The names of the rate-limit objects created so far.

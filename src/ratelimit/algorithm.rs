@@ -100,6 +100,43 @@ impl Quota {
         }
     }
 
+    /// The time from which `state` decides every request exactly as no
+    /// state would (a full bucket, an empty schedule, a window or log that
+    /// has run out): from then on the stored state can be dropped without
+    /// changing any decision, which is how idle rate-limit objects clean up
+    /// their storage. `u64::MAX` (never) for a quota that never refills.
+    pub fn idle_at(&self, state: &State) -> u64 {
+        match state {
+            State::TokenBucket { level, updated_ms } => {
+                let period = u128::from(self.period_ms);
+                let capacity = u128::from(self.burst) * period;
+                if self.limit == 0 {
+                    return if *level >= capacity {
+                        *updated_ms
+                    } else {
+                        u64::MAX
+                    };
+                }
+                let missing = capacity.saturating_sub(*level);
+                updated_ms.saturating_add(ceil_div(missing, u128::from(self.limit)))
+            }
+            State::Gcra { tat } => {
+                if self.limit == 0 {
+                    return if *tat == 0 { 0 } else { u64::MAX };
+                }
+                ceil_div(*tat, u128::from(self.limit))
+            }
+            State::FixedWindow {
+                window_start_ms, ..
+            } => window_start_ms.saturating_add(self.period_ms.max(1)),
+            State::SlidingLog { entries } => entries
+                .iter()
+                .map(|(at, _)| at.saturating_add(self.period_ms))
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
     fn token_bucket(
         &self,
         state: Option<&State>,

@@ -44,12 +44,29 @@ pub struct LimitReply {
     /// for leases); empty otherwise.
     #[serde(default)]
     pub granted: Vec<u64>,
+    /// For a peek: per check, whether the object holds a state for it
+    /// (false once idle storage has been emptied); empty otherwise.
+    #[serde(default)]
+    pub stored: Vec<bool>,
+}
+
+/// What a sweep of an object found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sweep {
+    /// Every state had stopped mattering and is gone: empty the storage.
+    Cleared,
+    /// Some state still matters until then.
+    Later(u64),
 }
 
 /// The state of one limit key.
 #[derive(Debug, Default)]
 pub struct LimiterObject {
     states: HashMap<String, State>,
+    /// From when every state written so far (and every stored one the
+    /// object was told of) decides as no state would: the object's storage
+    /// can then be emptied without changing any decision.
+    idle_at: Option<u64>,
 }
 
 impl LimiterObject {
@@ -65,6 +82,33 @@ impl LimiterObject {
     /// Put a state loaded from storage.
     pub fn load(&mut self, key: String, state: State) {
         self.states.insert(key, state);
+    }
+
+    /// When the object's states stop mattering (see [`Quota::idle_at`]):
+    /// the latest of its written states' idle times; `None` if it has
+    /// written nothing and been told of nothing stored.
+    pub fn idle_at(&self) -> Option<u64> {
+        self.idle_at
+    }
+
+    /// Take into account the idle time an earlier instance of the object
+    /// stored (its states may cover policies this instance has not seen).
+    pub fn note_idle_at(&mut self, at: u64) {
+        self.idle_at = Some(self.idle_at.map_or(at, |known| known.max(at)));
+    }
+
+    /// At `now`, forget every state if all of them have stopped mattering,
+    /// and say so: the caller then empties the stored copy too. Otherwise
+    /// returns when to look again.
+    pub fn sweep(&mut self, now: u64) -> Sweep {
+        match self.idle_at {
+            Some(at) if at > now => Sweep::Later(at),
+            _ => {
+                self.states.clear();
+                self.idle_at = None;
+                Sweep::Cleared
+            }
+        }
     }
 
     /// Apply `calls` at `now`, one after the other, as separate calls in
@@ -117,6 +161,7 @@ impl LimiterObject {
         if all_allowed && !call.peek {
             for (check, state) in call.checks.iter().zip(next) {
                 if let Some(state) = state {
+                    self.note_idle_at(check.quota.idle_at(&state));
                     self.states.insert(check.state_key.clone(), state.clone());
                     changed.push((check.state_key.clone(), state));
                 }
@@ -138,6 +183,21 @@ impl LimiterObject {
         } else {
             Vec::new()
         };
-        (LimitReply { decisions, granted }, changed)
+        let stored = if call.peek {
+            call.checks
+                .iter()
+                .map(|check| self.states.contains_key(&check.state_key))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        (
+            LimitReply {
+                decisions,
+                granted,
+                stored,
+            },
+            changed,
+        )
     }
 }
