@@ -293,9 +293,13 @@ where
                 .rate_limit(&object, std::slice::from_ref(&call))
                 .await
                 .map_err(|e| GatewayError::RateLimitUnavailable(e.to_string()))?;
-            let Some(decision) = replies.first().and_then(|reply| reply.decisions.first()) else {
+            let Some(reply) = replies.first() else {
                 continue;
             };
+            let Some(decision) = reply.decisions.first() else {
+                continue;
+            };
+            let stored = reply.stored.first().copied().unwrap_or(false);
             limits.push(json!({
                 "route": route.id,
                 "route_index": route.position,
@@ -307,6 +311,7 @@ where
                 "scope": policy.scope,
                 "remaining": decision.remaining,
                 "reset_after_ms": decision.reset_after_ms,
+                "stored": stored,
             }));
         }
     }

@@ -106,20 +106,25 @@ fn show(id: &str, target: &GatewayTarget, json: bool) -> Result<Verdict, String>
         return Ok(Verdict::Accepted);
     }
     println!(
-        "{:<16} {:<14} {:<13} {:>16} {:>10} {:>9}",
+        "{:<16} {:<14} {:<13} {:>16} {:>10} {:>9}  STATE",
         "ROUTE", "POLICY", "ALGORITHM", "LIMIT/PERIOD", "REMAINING", "RESET"
     );
     for limit in limits {
         let period_ms = limit["period_ms"].as_u64().unwrap_or(0);
         let reset_ms = limit["reset_after_ms"].as_u64().unwrap_or(0);
         println!(
-            "{:<16} {:<14} {:<13} {:>16} {:>10} {:>8}s",
+            "{:<16} {:<14} {:<13} {:>16} {:>10} {:>8}s  {}",
             limit["route"].as_str().unwrap_or("?"),
             limit["policy"].as_str().unwrap_or("?"),
             limit["algorithm"].as_str().unwrap_or("?"),
             format!("{}/{}", limit["limit"], human(period_ms)),
             limit["remaining"].to_string(),
-            reset_ms.div_ceil(1000)
+            reset_ms.div_ceil(1000),
+            if limit["stored"].as_bool().unwrap_or(false) {
+                "stored"
+            } else {
+                "idle (nothing stored)"
+            }
         );
     }
     Ok(Verdict::Accepted)

@@ -39,6 +39,13 @@ before(async () => {
           },
         },
         {
+          id: "brief",
+          path: "/api/brief/*",
+          service: "orders",
+          auth: { api_key: {} },
+          rate_limit: { policies: [{ name: "brief", limit: 1, period: "5s", scope: ["key"] }] },
+        },
+        {
           id: "fail-open",
           path: "/api/fail-open/*",
           service: "orders",
@@ -122,10 +129,44 @@ test("portico limits show reports a key's state on the running gateway", async (
   const hourly = report.limits.find((l) => l.route === "limited");
   assert.equal(hourly.policy, "hourly");
   assert.equal(hourly.remaining, LIMIT - 4);
+  assert.equal(hourly.stored, true);
   const table = await portico(["limits", "show", id, "--gateway", stack.gateway.url, "--admin-token", ADMIN_TOKEN]);
   assert.match(table.stdout, /limited\s+hourly\s+token_bucket\s+10\/1h\s+6/);
   const denied = await portico(["limits", "show", id, "--gateway", stack.gateway.url, "--admin-token", "wrong"]);
   assert.equal(denied.code, 2);
+});
+
+test("an object whose limits stopped mattering empties its storage by alarm", async () => {
+  const { id, key } = await stack.createKey("--name", "fleeting");
+  const show = async () => {
+    const shown = await portico(["limits", "show", id, "--gateway", stack.gateway.url, "--admin-token", ADMIN_TOKEN, "--json"]);
+    assert.equal(shown.code, 0, shown.stderr);
+    return JSON.parse(shown.stdout).limits.find((l) => l.route === "brief");
+  };
+  // One token of one per 5 s: the bucket is full again, and the state no
+  // longer matters, 5 s after the charge.
+  let charged = Date.now();
+  const charge = await withKey("brief", key);
+  await charge.arrayBuffer();
+  assert.equal(charge.status, 200);
+  const first = await show();
+  if (Date.now() - charged < 5000) {
+    assert.equal(first.stored, true, "the charge is stored while it matters");
+    assert.equal(first.remaining, 0);
+  }
+  const emptied = await eventually(async () => {
+    const limit = await show();
+    return limit.stored === false && limit;
+  }, { timeoutMs: 30_000, what: "the object's alarm to empty its storage" });
+  assert.equal(emptied.remaining, 1, "an emptied object decides as a full bucket");
+  charged = Date.now();
+  const reuse = await withKey("brief", key);
+  await reuse.arrayBuffer();
+  assert.equal(reuse.status, 200);
+  const second = await show();
+  if (Date.now() - charged < 5000) {
+    assert.equal(second.stored, true, "used again, it stores again");
+  }
 });
 
 test("limit state survives a restart of wrangler dev", async () => {

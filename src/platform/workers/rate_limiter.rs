@@ -12,19 +12,50 @@
 //! A call carries a batch: the calls an isolate coalesced while its
 //! previous call was in flight, applied in order, each as if alone; each
 //! changed state is written once per batch.
+//!
+//! Every distinct limit value (an API key, a user, a client network) is an
+//! object of its own, so storage is emptied once it stops mattering: with
+//! its states the object stores when they all decide as no state would
+//! ([`LimiterObject::idle_at`]: the bucket full again, the window or log
+//! run out), and an alarm then deletes everything. An object that is used
+//! again meanwhile finds its idle time moved on and sets the alarm again.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
-use worker::{DurableObject, Env, Request, Response, State, durable_object};
+use wasm_bindgen::JsValue;
+use worker::{DurableObject, Env, Request, Response, State, Storage, durable_object};
 
 use crate::problem::{PROBLEM_JSON, TYPE_PREFIX};
 use crate::ratelimit::algorithm;
-use crate::ratelimit::object::{LimitCall, LimiterObject};
+use crate::ratelimit::object::{LimitCall, LimiterObject, Sweep};
+
+/// The storage key of the idle time. State keys always hold four colons
+/// (`policy:algorithm:limit:period:burst`), so this one cannot collide.
+const IDLE_AT_KEY: &str = "idle_at";
 
 #[durable_object]
 pub struct RateLimiter {
     state: State,
     limiter: RefCell<LimiterObject>,
+    /// Whether the stored idle time has been read into `limiter`.
+    idle_known: Cell<bool>,
+    /// Whether this instance has set the alarm since the last sweep.
+    armed: Cell<bool>,
+}
+
+impl RateLimiter {
+    /// Read the idle time an earlier instance stored, once per instance.
+    async fn learn_idle_at(&self, storage: &Storage) -> worker::Result<()> {
+        if self.idle_known.get() {
+            return Ok(());
+        }
+        let stored: Option<String> = storage.get(IDLE_AT_KEY).await?;
+        if let Some(at) = stored.and_then(|text| text.parse::<u64>().ok()) {
+            self.limiter.borrow_mut().note_idle_at(at);
+        }
+        self.idle_known.set(true);
+        Ok(())
+    }
 }
 
 fn problem(status: u16, title: &str, detail: &str) -> worker::Result<Response> {
@@ -44,6 +75,8 @@ impl DurableObject for RateLimiter {
         RateLimiter {
             state,
             limiter: RefCell::new(LimiterObject::new()),
+            idle_known: Cell::new(false),
+            armed: Cell::new(false),
         }
     }
 
@@ -79,14 +112,63 @@ impl DurableObject for RateLimiter {
         }
         let now = worker::Date::now().as_millis();
         let (replies, changed) = self.limiter.borrow_mut().apply_all(now, &calls);
-        for (key, state) in changed {
-            match serde_json::to_string(&state) {
-                Ok(text) => storage.put(&key, text).await?,
-                Err(error) => {
-                    return problem(500, "Unstorable rate-limit state", &error.to_string());
+        if !changed.is_empty() {
+            if let Err(error) = self.learn_idle_at(&storage).await {
+                return problem(503, "Rate-limit state unreadable", &error.to_string());
+            }
+            // Every changed state and the idle time, in one write.
+            let values = js_sys::Object::new();
+            for (key, state) in changed {
+                match serde_json::to_string(&state) {
+                    Ok(text) => {
+                        js_sys::Reflect::set(&values, &key.into(), &text.into())?;
+                    }
+                    Err(error) => {
+                        return problem(500, "Unstorable rate-limit state", &error.to_string());
+                    }
                 }
+            }
+            let idle_at = self.limiter.borrow().idle_at();
+            if let Some(at) = idle_at {
+                js_sys::Reflect::set(&values, &IDLE_AT_KEY.into(), &JsValue::from(at.to_string()))?;
+            }
+            storage.put_multiple_raw(values).await?;
+            // `u64::MAX`: a quota that never refills; no alarm can help.
+            let alarm_at = idle_at.filter(|&at| at != u64::MAX);
+            if let (Some(at), false) = (alarm_at, self.armed.get()) {
+                storage.set_alarm(at_time(at)).await?;
+                self.armed.set(true);
             }
         }
         Response::from_json(&replies)
     }
+
+    /// Empty the storage if every state has stopped mattering, else look
+    /// again when the last one does.
+    async fn alarm(&self) -> worker::Result<Response> {
+        let storage = self.state.storage();
+        self.learn_idle_at(&storage).await?;
+        let now = worker::Date::now().as_millis();
+        let sweep = self.limiter.borrow_mut().sweep(now);
+        match sweep {
+            Sweep::Cleared => {
+                storage.delete_all().await?;
+                self.armed.set(false);
+            }
+            Sweep::Later(u64::MAX) => self.armed.set(false),
+            Sweep::Later(at) => {
+                storage.set_alarm(at_time(at)).await?;
+                self.armed.set(true);
+            }
+        }
+        Response::empty()
+    }
+}
+
+/// An alarm time from milliseconds since the epoch.
+fn at_time(at: u64) -> worker::ScheduledTime {
+    // Milliseconds stay exact in an f64 until the year 287,396.
+    #[allow(clippy::cast_precision_loss)]
+    let at = at as f64;
+    worker::ScheduledTime::new(js_sys::Date::new(&JsValue::from(at)))
 }
