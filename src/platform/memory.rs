@@ -44,6 +44,9 @@ pub enum OriginReply {
     /// Answer once the test opens the gate: the request stays in flight
     /// until then, so others can arrive meanwhile.
     Gated(Gate, http::Response<Bytes>),
+    /// Send the status and headers at once, then never the body: reading
+    /// it waits forever (an origin that stalls mid-answer).
+    StalledBody(http::Response<Bytes>),
 }
 
 /// A latch a test opens to let gated origin replies go.
@@ -112,6 +115,9 @@ struct State {
     kv_reads: Cell<usize>,
     kv_writes: Cell<usize>,
     slept: RefCell<Vec<Duration>>,
+    /// Bodies of [`OriginReply::StalledBody`] answers, known by their
+    /// bytes' address: reading one never ends.
+    stalled: RefCell<Vec<Bytes>>,
     origins: RefCell<HashMap<String, OriginHandler>>,
     sent: RefCell<Vec<RecordedRequest>>,
     events: RefCell<Vec<Event>>,
@@ -141,6 +147,7 @@ impl Default for State {
             kv_reads: Cell::new(0),
             kv_writes: Cell::new(0),
             slept: RefCell::default(),
+            stalled: RefCell::default(),
             origins: RefCell::default(),
             sent: RefCell::default(),
             events: RefCell::default(),
@@ -468,7 +475,7 @@ impl KvStore for MemoryPlatform {
 impl Timer for MemoryPlatform {
     async fn sleep(&self, duration: Duration) {
         self.state.slept.borrow_mut().push(duration);
-        self.advance(duration);
+        self.wait(duration).await;
     }
 }
 
@@ -477,6 +484,15 @@ impl Bodies for MemoryPlatform {
 
     async fn read_body(&self, body: Body<Bytes>, limit: usize) -> Result<Bytes, FetchError> {
         let bytes = bytes_of(body);
+        let stalled = self
+            .state
+            .stalled
+            .borrow()
+            .iter()
+            .any(|body| body.as_ptr() == bytes.as_ptr() && body.len() == bytes.len());
+        if stalled {
+            return futures::future::pending().await;
+        }
         if bytes.len() > limit {
             return Err(FetchError::TooLarge(limit));
         }
@@ -550,6 +566,15 @@ impl HttpClient for MemoryPlatform {
             }
             OriginReply::Gated(gate, response) => {
                 gate.opened().await;
+                response
+            }
+            OriginReply::StalledBody(response) => {
+                // A copy of its own, so no other body shares its address.
+                let response = response.map(|body| Bytes::from(body.to_vec()));
+                self.state
+                    .stalled
+                    .borrow_mut()
+                    .push(response.body().clone());
                 response
             }
         };

@@ -120,6 +120,20 @@ impl KvStore for WorkersPlatform {
     }
 }
 
+/// Cancels a body stream whose read ended before the stream did.
+struct CancelUnlessDone<'a> {
+    reader: &'a web_sys::ReadableStreamDefaultReader,
+    done: bool,
+}
+
+impl Drop for CancelUnlessDone<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _cancelled = self.reader.cancel();
+        }
+    }
+}
+
 impl Timer for WorkersPlatform {
     async fn sleep(&self, duration: std::time::Duration) {
         worker::Delay::from(duration).await;
@@ -142,13 +156,23 @@ impl Bodies for WorkersPlatform {
         };
         let unreadable = |e: JsValue| FetchError::Unreachable(convert::js_error_text(&e));
         let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+        // A read given up on (its future dropped, as when a leg runs out
+        // of time) cancels the stream, so the origin's connection is let go.
+        let mut guard = CancelUnlessDone {
+            reader: &reader,
+            done: false,
+        };
         let mut collected = BytesMut::new();
         loop {
-            let chunk = JsFuture::from(reader.read()).await.map_err(unreadable)?;
+            let chunk = JsFuture::from(reader.read()).await;
+            // A failed stream is over: nothing to cancel.
+            guard.done = chunk.is_err();
+            let chunk = chunk.map_err(unreadable)?;
             let done = js_sys::Reflect::get(&chunk, &JsValue::from_str("done"))
                 .map_err(unreadable)?
                 .is_truthy();
             if done {
+                guard.done = true;
                 return Ok(collected.freeze());
             }
             let value =
@@ -158,8 +182,8 @@ impl Bodies for WorkersPlatform {
             };
             let length = bytes.length() as usize;
             if collected.len().saturating_add(length) > limit {
-                // Stop the producer: nothing more of it will be read.
-                let _cancelled = reader.cancel();
+                // Stop the producer: nothing more of it will be read
+                // (the guard cancels the stream).
                 return Err(FetchError::TooLarge(limit));
             }
             let start = collected.len();
