@@ -183,6 +183,68 @@ fn the_deadline_bounds_the_whole_call() {
     assert_eq!(last_log(&harness).timings_ms.upstream, Some(250));
 }
 
+/// The echo origin, except that `/stuck` sends its headers and then stalls.
+fn stalling_origin(harness: &Harness) {
+    let echo = common::echo_origin("users");
+    harness
+        .platform
+        .add_origin("127.0.0.1:9101", move |request| {
+            if request.uri.path() == "/stuck" {
+                let mut response = http::Response::new(Bytes::from_static(b"{\"partial\": "));
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/json".parse().unwrap());
+                OriginReply::StalledBody(response)
+            } else {
+                echo(request)
+            }
+        });
+}
+
+#[test]
+fn a_leg_whose_body_stalls_times_out_within_its_time() {
+    let harness = harness(json!({ "legs": [
+        leg("user", "/users/1?delay_ms=100"),
+        { "name": "stuck", "service": "users", "path": "/stuck", "timeout_ms": 300, "required": false },
+    ] }));
+    stalling_origin(&harness);
+    let response = dashboard(&harness, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        header(response.headers(), "portico-aggregate"),
+        Some("partial; failed=stuck")
+    );
+    let body = body_json(&response);
+    assert_eq!(body["user"]["path"], "/users/1");
+    assert_eq!(
+        body["stuck"]["detail"],
+        "The service did not answer in time."
+    );
+    assert_eq!(
+        last_log(&harness).timings_ms.upstream,
+        Some(300),
+        "the headers came at once; the leg's time covers its body too"
+    );
+}
+
+#[test]
+fn a_required_leg_whose_body_stalls_ends_the_call_at_the_deadline() {
+    let harness = harness(json!({ "deadline_ms": 250, "legs": [
+        leg("user", "/users/1"),
+        { "name": "stuck", "service": "users", "path": "/stuck" },
+    ] }));
+    stalling_origin(&harness);
+    let response = dashboard(&harness, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(
+        body_json(&response)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("stuck")
+    );
+    assert_eq!(last_log(&harness).timings_ms.upstream, Some(250));
+}
+
 #[test]
 fn a_leg_that_does_not_answer_json_is_reported_not_a_crash() {
     let harness = harness(

@@ -1,12 +1,14 @@
 // End-to-end aggregation on workerd: one call fans out to the echo
 // origins in parallel (three legs of 200, 300 and 400 ms answer in well
 // under their sum), a failing optional leg gives a partial answer, and a
-// required leg that is down gives 502 problem+json naming it.
+// required leg that is down gives 502 problem+json naming it; a leg whose
+// body stalls is given up within its time.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 
 import { expectProblem, startE2E } from "../support/e2e.mjs";
+import { eventually } from "../support/stack.mjs";
 
 let stack;
 
@@ -25,6 +27,11 @@ before(async () => {
           leg("user", "users", "/users/{params.id}"),
           leg("orders", "orders", "/orders?delay_ms={query.delay_ms?}", { timeout_ms: 300, required: false }),
           leg("team", "catalog", "/teams/{user.body.path}", { required: false }),
+        ] } },
+        { id: "stalled", path: "/stalled/:id", methods: ["GET"], aggregate: { legs: [
+          leg("user", "users", "/users/{params.id}"),
+          // Headers at once, then a body that never ends.
+          leg("events", "orders", "/events?sse=aggregate-{params.id}", { timeout_ms: 400, required: false }),
         ] } },
         { id: "broken", path: "/broken/:id", methods: ["GET"], aggregate: { legs: [
           leg("user", "users", "/users/{params.id}"),
@@ -67,6 +74,26 @@ test("a chained leg reads another leg's answer and a slow optional leg leaves a 
 
   const whole = await stack.fetch("/partial/7");
   assert.equal(whole.headers.get("portico-aggregate"), "complete");
+});
+
+test("a leg whose origin sends its headers and then stalls times out, and the stream is let go", async () => {
+  const abandonedBefore = stack.orders.stats.abandoned;
+  const started = performance.now();
+  // A gateway that waited for the body would never answer: give up well
+  // before the test runner would.
+  const response = await stack.fetch("/stalled/3", { signal: AbortSignal.timeout(10_000) });
+  const body = await response.json();
+  const took = performance.now() - started;
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("portico-aggregate"), "partial; failed=events");
+  assert.equal(body.user.path, "/users/3");
+  assert.equal(body.events.status, 504);
+  assert.ok(took >= 400, `took ${took.toFixed(0)} ms, less than the leg's time`);
+  await eventually(() => stack.orders.stats.abandoned === abandonedBefore + 1, {
+    timeoutMs: 5_000,
+    intervalMs: 50,
+    what: "the stalled leg's connection to be closed",
+  });
 });
 
 test("a required leg that is down gives 502 problem+json naming it, not its address", async () => {

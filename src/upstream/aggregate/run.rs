@@ -237,6 +237,7 @@ async fn call<P: Platform>(
     {
         return (index, Ok(value), Vec::new());
     }
+    let sent_at = platform.now();
     let request = match prepared {
         Ok(request) if !timeout.is_zero() => request,
         Ok(_) => return (index, Err(LegFailure::Timeout), Vec::new()),
@@ -252,7 +253,10 @@ async fn call<P: Platform>(
     };
     let status = response.status();
     let (parts, body) = response.into_parts();
-    let body = platform.read_body(body, aggregate.max_leg_bytes).await;
+    // The leg's time covers its whole answer: an origin that sends its
+    // headers and then stalls must not hold the aggregate past its time.
+    let left = timeout.saturating_sub(platform.now().since(sent_at));
+    let body = read_within(platform, body, aggregate.max_leg_bytes, left).await;
     if let (Some(key), Some(policy), Ok(bytes)) = (cache_key, &leg.cache, &body)
         && status.is_success()
         && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
@@ -275,6 +279,7 @@ async fn call<P: Platform>(
         Err(LegFailure::Status(status.as_u16()))
     } else {
         match body {
+            Err(FetchError::Timeout(_)) => Err(LegFailure::Timeout),
             Err(FetchError::TooLarge(limit)) => {
                 Err(LegFailure::BadAnswer(format!("longer than {limit} bytes")))
             }
@@ -285,4 +290,20 @@ async fn call<P: Platform>(
         }
     };
     (index, result, sent.attempts)
+}
+
+/// Read a leg's answer within `left`; past it the read is dropped, which
+/// cancels the stream.
+async fn read_within<P: Platform>(
+    platform: &P,
+    body: Body<P::Stream>,
+    limit: usize,
+    left: Duration,
+) -> Result<bytes::Bytes, FetchError> {
+    let read = std::pin::pin!(platform.read_body(body, limit));
+    let timer = std::pin::pin!(platform.sleep(left));
+    match futures::future::select(read, timer).await {
+        futures::future::Either::Left((read, _)) => read,
+        futures::future::Either::Right(((), _)) => Err(FetchError::Timeout(left)),
+    }
 }
