@@ -43,7 +43,7 @@ CLI := target/debug/portico
 CHROMIUM := /usr/bin/chromium
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: help setup toolchain rust-target dev test bench fmt-check clippy test-native test-schema e2e browser worker cli wasm-bench size clean
+.PHONY: help setup toolchain rust-target dev test bench fmt-check clippy test-native test-schema e2e browser worker cli wasm-bench size fuzz clean
 
 help:
 	@echo "make dev    run the gateway locally with the demo (http://127.0.0.1:8787)"
@@ -51,6 +51,7 @@ help:
 	@echo "make worker build the release worker into build/"
 	@echo "make size   report the deployable wasm size against the budget"
 	@echo "make bench  measure CPU per request, route matching and rate-limit latency"
+	@echo "make fuzz   run the property tests over hostile input with many more cases"
 
 ## Toolchain ---------------------------------------------------------------
 
@@ -156,6 +157,12 @@ e2e: worker cli node_modules/.installed browser
 	node --test --test-concurrency=1 tests/e2e/ || { \
 	  echo "--- last lines of target/e2e/wrangler.log ---"; \
 	  tail -n 60 target/e2e/wrangler.log 2>/dev/null; exit 1; }
+
+# `make test` runs tests/fuzz.rs with proptest's default of 256 cases per
+# property; this runs 100000 (about a minute here).
+FUZZ_CASES ?= 100000
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) cargo test --release --test fuzz
 
 clean:
 	rm -rf build target/e2e .wrangler
