@@ -143,20 +143,40 @@ fn a_hit_still_needs_credentials_and_counts_against_the_limit() {
     get(&harness, "http://gw.example/orders/7", &[("x-api-key", &a)]);
     let anonymous = get(&harness, "http://gw.example/orders/7", &[]);
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    assert!(!anonymous.headers().contains_key("cache-status"));
-    let statuses: Vec<u16> = (0..5)
-        .map(|_| {
-            get(&harness, "http://gw.example/orders/7", &[("x-api-key", &a)])
-                .status()
-                .as_u16()
-        })
+    assert_eq!(
+        cache_status(&anonymous),
+        "Portico; fwd=bypass; detail=refused",
+        "every response of a cached route says what the cache did"
+    );
+    let responses: Vec<_> = (0..5)
+        .map(|_| get(&harness, "http://gw.example/orders/7", &[("x-api-key", &a)]))
         .collect();
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status().as_u16()).collect();
     assert_eq!(
         statuses,
         [200, 200, 200, 200, 429],
         "hits count: 1 miss + 4 hits, then refused"
     );
+    assert_eq!(
+        cache_status(&responses[4]),
+        "Portico; fwd=bypass; detail=refused"
+    );
     assert_eq!(origin_calls(&harness), 1);
+    let words: Vec<Option<&str>> = harness
+        .access_logs()
+        .iter()
+        .map(|log| log.cache)
+        .collect();
+    // Successes are sampled; refusals are always logged.
+    assert_eq!(words, [Some("bypass"), Some("bypass")]);
+}
+
+#[test]
+fn a_route_without_a_cache_policy_has_no_cache_status_even_when_refused() {
+    let harness = thirty_seconds();
+    let response = get(&harness, "http://gw.example/nowhere", &[]);
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(!response.headers().contains_key("cache-status"));
 }
 
 #[test]

@@ -371,12 +371,29 @@ fn copy_of<S>(parts: &http::response::Parts, body: Body<S>) -> http::Response<Bo
     copy
 }
 
-/// `Cache-Status` on every response the cache took part in.
-pub fn decorate<S>(ctx: &RequestCtx<S>, response: &mut http::Response<Body<S>>) {
+/// A request of a cached route answered before the lookup (401, 403,
+/// 429, ...): the cache did not handle it.
+const REFUSED: CacheOutcome = CacheOutcome::Forwarded {
+    why: Forward::Bypass,
+    stored: false,
+    ttl: None,
+    detail: Some("refused"),
+};
+
+/// What the cache did for a request of a cached route; `None` elsewhere
+/// (and for CORS preflights, which are not the route's responses).
+pub fn outcome<S>(ctx: &RequestCtx<S>) -> Option<&CacheOutcome> {
     if let Some(cache) = &ctx.cache {
-        response
-            .headers_mut()
-            .insert(CACHE_STATUS, cache.outcome.header());
+        return Some(&cache.outcome);
+    }
+    let routed = ctx.route.as_ref()?;
+    (routed.route.cache.is_some() && ctx.preflight.is_none()).then_some(&REFUSED)
+}
+
+/// `Cache-Status` on every response of a cached route.
+pub fn decorate<S>(ctx: &RequestCtx<S>, response: &mut http::Response<Body<S>>) {
+    if let Some(outcome) = outcome(ctx) {
+        response.headers_mut().insert(CACHE_STATUS, outcome.header());
     }
 }
 

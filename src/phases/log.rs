@@ -84,7 +84,7 @@ fn access_log<S>(ctx: &RequestCtx<S>, status: u16, now: crate::platform::UnixMil
         consumer: identity.and_then(|i| i.consumer.clone()),
         key_id: identity.and_then(|i| i.key_id.clone()),
         rate_limit: ctx.rate_limit.as_ref().map(|outcome| outcome.decision),
-        cache: ctx.cache.as_ref().map(|cache| cache.outcome.log_word()),
+        cache: crate::phases::cache::outcome(ctx).map(|outcome| outcome.log_word()),
         cors: ctx.cors.map(|outcome| outcome.as_str()),
         upgrade: ctx.websocket.then_some("websocket"),
         status,
