@@ -162,11 +162,7 @@ fn a_hit_still_needs_credentials_and_counts_against_the_limit() {
         "Portico; fwd=bypass; detail=refused"
     );
     assert_eq!(origin_calls(&harness), 1);
-    let words: Vec<Option<&str>> = harness
-        .access_logs()
-        .iter()
-        .map(|log| log.cache)
-        .collect();
+    let words: Vec<Option<&str>> = harness.access_logs().iter().map(|log| log.cache).collect();
     // Successes are sampled; refusals are always logged.
     assert_eq!(words, [Some("bypass"), Some("bypass")]);
 }
@@ -471,8 +467,74 @@ fn a_body_over_the_cap_passes_through_and_is_not_stored() {
     let big = get(&harness, "http://gw.example/catalog/1", &[]);
     assert_eq!(big.status(), StatusCode::OK);
     assert!(common::body_bytes(&big).len() > 16);
+    assert_eq!(
+        cache_status(&big),
+        "Portico; fwd=uri-miss; detail=too-large",
+        "its declared length is over the cap: passed through, no copy read"
+    );
     get(&harness, "http://gw.example/catalog/1", &[]);
     assert_eq!(origin_calls(&harness), 2);
+}
+
+/// An origin whose bodies have no declared length (chunked), `size` bytes.
+fn chunked_origin(harness: &Harness, size: usize) {
+    harness.platform.add_origin("127.0.0.1:9101", move |_| {
+        let response = Response::builder()
+            .header("content-type", "text/plain")
+            .body(Bytes::from(vec![b'x'; size]))
+            .unwrap();
+        OriginReply::Chunked(response)
+    });
+}
+
+fn not_stored_events(harness: &Harness) -> Vec<&'static str> {
+    harness
+        .platform
+        .events()
+        .into_iter()
+        .filter_map(|event| match event {
+            Event::CacheNotStored { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_body_of_no_declared_length_is_not_promised_stored_and_over_the_cap_is_not() {
+    let harness = cached(json!({ "ttl_seconds": 30, "max_body_bytes": 16 }));
+    chunked_origin(&harness, 17);
+    let big = get(&harness, "http://gw.example/catalog/1", &[]);
+    assert_eq!(
+        common::body_bytes(&big).len(),
+        17,
+        "the client has all of it"
+    );
+    assert_eq!(
+        cache_status(&big),
+        "Portico; fwd=uri-miss; ttl=30; detail=storing",
+        "whether it fits is known only after the headers are sent"
+    );
+    assert_eq!(not_stored_events(&harness), ["too-large"]);
+    let again = get(&harness, "http://gw.example/catalog/1", &[]);
+    assert!(cache_status(&again).starts_with("Portico; fwd=uri-miss"));
+    assert_eq!(origin_calls(&harness), 2);
+}
+
+#[test]
+fn a_body_of_no_declared_length_within_the_cap_is_stored() {
+    let harness = cached(json!({ "ttl_seconds": 30, "max_body_bytes": 16 }));
+    chunked_origin(&harness, 16);
+    let first = get(&harness, "http://gw.example/catalog/1", &[]);
+    assert_eq!(
+        cache_status(&first),
+        "Portico; fwd=uri-miss; ttl=30; detail=storing"
+    );
+    let hit = get(&harness, "http://gw.example/catalog/1", &[]);
+    assert_eq!(cache_status(&hit), "Portico; hit; ttl=30");
+    assert_eq!(common::body_bytes(&hit).len(), 16);
+    assert_eq!(header(hit.headers(), "content-length"), Some("16"));
+    assert_eq!(origin_calls(&harness), 1);
+    assert!(not_stored_events(&harness).is_empty());
 }
 
 #[test]

@@ -58,6 +58,10 @@ pub enum Event {
         operation: &'static str,
         error: String,
     },
+    /// A response the cache meant to store was not: its body, of no
+    /// declared length, ran past the route's `max_body_bytes`
+    /// (`too-large`), or it ended early (`body-failed`).
+    CacheNotStored { route: String, reason: &'static str },
     /// A caller's own rate plan (from its API key record) was not valid;
     /// the route's plan applied instead.
     RatePlanRefused {
@@ -117,9 +121,11 @@ impl Event {
             | Event::JwksFetched { .. }
             | Event::TargetRestored { .. } => Level::Info,
             Event::HealthChecked { down, .. } if down.is_empty() => Level::Info,
+            Event::CacheNotStored { reason, .. } if *reason == "too-large" => Level::Info,
             Event::ConfigRefused { .. }
             | Event::ConfigMissing { .. }
             | Event::CacheFailed { .. }
+            | Event::CacheNotStored { .. }
             | Event::RatePlanRefused { .. }
             | Event::FailedAuthBlocked { .. }
             | Event::TargetEjected { .. }

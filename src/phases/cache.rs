@@ -34,7 +34,7 @@ use crate::phases::{forward, upstream};
 use crate::pipeline::Isolate;
 use crate::pipeline::context::RequestCtx;
 use crate::pipeline::flow::Flow;
-use crate::platform::Platform;
+use crate::platform::{FetchError, Platform};
 use crate::upstream::single;
 
 const CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
@@ -243,10 +243,21 @@ async fn put<P: Platform>(
 ) {
     let stored_at = platform.now();
     let (mut parts, body) = response.into_parts();
-    let Ok(bytes) = platform.read_body(body, policy.max_body_bytes).await else {
-        // Over the cap (or the body failed): the client had it; not stored,
-        // and the waiters (the lead dropped) go to the origin themselves.
-        return;
+    let bytes = match platform.read_body(body, policy.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            // The client had it; not stored, and the waiters (the lead
+            // dropped) go to the origin themselves.
+            let reason = match error {
+                FetchError::TooLarge(_) => "too-large",
+                _ => "body-failed",
+            };
+            platform.log(&Event::CacheNotStored {
+                route: route_id.to_owned(),
+                reason,
+            });
+            return;
+        }
     };
     if let Some(lead) = lead {
         // A copy of what is stored, for each waiter to answer with: head
@@ -354,8 +365,23 @@ pub fn store<P: Platform>(
         )
         .await;
     });
-    if let CacheOutcome::Forwarded { stored, ttl, .. } = &mut cache.outcome {
-        *stored = true;
+    // `stored` is a promise: made when the body's declared length is
+    // within the cap (an over-cap one was passed through above). Without
+    // a length, the copy is stored only if it ends within the cap, which
+    // is known after the client has its headers: `detail=storing`, and a
+    // `cache_not_stored` event when it was not.
+    let known_length = parts.headers.contains_key(header::CONTENT_LENGTH);
+    if let CacheOutcome::Forwarded {
+        stored,
+        ttl,
+        detail,
+        ..
+    } = &mut cache.outcome
+    {
+        *stored = known_length;
+        if !known_length {
+            *detail = Some("storing");
+        }
         *ttl = Some(i64::try_from(lifetime.fresh.as_secs()).unwrap_or(i64::MAX));
     }
     Ok(http::Response::from_parts(parts, client))
@@ -393,7 +419,9 @@ pub fn outcome<S>(ctx: &RequestCtx<S>) -> Option<&CacheOutcome> {
 /// `Cache-Status` on every response of a cached route.
 pub fn decorate<S>(ctx: &RequestCtx<S>, response: &mut http::Response<Body<S>>) {
     if let Some(outcome) = outcome(ctx) {
-        response.headers_mut().insert(CACHE_STATUS, outcome.header());
+        response
+            .headers_mut()
+            .insert(CACHE_STATUS, outcome.header());
     }
 }
 

@@ -47,6 +47,10 @@ pub enum OriginReply {
     /// Send the status and headers at once, then never the body: reading
     /// it waits forever (an origin that stalls mid-answer).
     StalledBody(http::Response<Bytes>),
+    /// Answer at once with a body of no declared length (HTTP/1.1
+    /// chunked). Every other reply declares its body's length, as an HTTP
+    /// origin does when it has the whole body to send.
+    Chunked(http::Response<Bytes>),
 }
 
 /// A latch a test opens to let gated origin replies go.
@@ -549,8 +553,13 @@ impl HttpClient for MemoryPlatform {
                 "connection refused by {authority}"
             )));
         };
-        let response = match handler(&recorded) {
+        let mut declared = true;
+        let mut response = match handler(&recorded) {
             OriginReply::Respond(response) => response,
+            OriginReply::Chunked(response) => {
+                declared = false;
+                response
+            }
             OriginReply::Delayed(delay, _) if delay >= options.timeout => {
                 self.wait(options.timeout).await;
                 return Err(FetchError::Timeout(options.timeout));
@@ -575,9 +584,22 @@ impl HttpClient for MemoryPlatform {
                     .stalled
                     .borrow_mut()
                     .push(response.body().clone());
+                declared = false;
                 response
             }
         };
+        let status = response.status();
+        let bodiless = recorded.method == http::Method::HEAD
+            || status.is_informational()
+            || status == http::StatusCode::NO_CONTENT
+            || status == http::StatusCode::NOT_MODIFIED;
+        if declared && !bodiless {
+            let length = http::HeaderValue::from(response.body().len());
+            response
+                .headers_mut()
+                .entry(http::header::CONTENT_LENGTH)
+                .or_insert(length);
+        }
         Ok(response.map(stream_of))
     }
 }

@@ -20,7 +20,9 @@ before(async () => {
         { id: "cached", path: "/cached/*", methods: ["GET"], service: "catalog", strip_prefix: "/cached",
           cache: { ttl_seconds: 300 } },
         { id: "swr", path: "/swr/*", methods: ["GET"], service: "catalog", strip_prefix: "/swr",
-          cache: { ttl_seconds: 1, stale_while_revalidate_seconds: 300 } },
+          cache: { ttl_seconds: 3, stale_while_revalidate_seconds: 300 } },
+        { id: "small", path: "/small/*", methods: ["GET"], service: "catalog", strip_prefix: "/small",
+          cache: { ttl_seconds: 300, max_body_bytes: 64 } },
         { id: "mine", path: "/mine/*", methods: ["GET"], service: "orders", strip_prefix: "/mine",
           auth: { api_key: {} }, cache: { ttl_seconds: 300 } },
       );
@@ -85,16 +87,23 @@ test("a caller never receives another caller's cached response", async () => {
 });
 
 test("a stale entry is served at once and exactly one request refreshes it", async () => {
+  // The origin takes 1.2 s to answer: a refresh stays in flight while the
+  // stale hits below come and go.
+  const url = "/swr/items/7?delay_ms=1200";
   const before = stack.catalog.stats.requests;
-  const first = await stack.fetch("/swr/items/7");
-  assert.match(cacheStatus(first), /stored; ttl=1$/);
-  // After a second the entry is stale: the first stale hit starts the refresh.
-  const stale = await eventually(async () => {
-    const response = await stack.fetch("/swr/items/7");
-    return /^Portico; hit; ttl=(0|-\d+)$/.test(cacheStatus(response)) ? response : null;
-  }, { what: "a stale hit" });
-  assert.equal(stale.status, 200);
-  await eventually(() => stack.catalog.stats.requests === before + 2, { what: "the background refresh" });
+  const first = await stack.fetch(url);
+  assert.match(cacheStatus(first), /stored; ttl=3$/);
+  const isStale = (response) => /^Portico; hit; ttl=(0|-\d+)$/.test(cacheStatus(response));
+  // After 3 s the entry is stale: the first stale hit starts the refresh.
+  await eventually(async () => isStale(await stack.fetch(url)), { what: "a stale hit" });
+  // While that refresh is at the origin, every request is answered at once
+  // from the stale entry (had one waited for the origin, it would have
+  // found a fresh entry), and none starts another refresh.
+  const during = await Promise.all(Array.from({ length: 10 }, () => stack.fetch(url)));
+  assert.deepEqual(during.map(isStale), Array(10).fill(true), during.map(cacheStatus).join("\n"));
+  // The refresh landed when a hit is fresh again; any second refresh would
+  // have reached the origin long before.
+  await eventually(async () => /^Portico; hit; ttl=[1-9]/.test(cacheStatus(await stack.fetch(url))), { what: "the refreshed entry" });
   assert.equal(stack.catalog.stats.requests, before + 2, "one store, one refresh");
 });
 
@@ -128,4 +137,36 @@ test("a response the origin cuts off mid-body is never stored", async () => {
   // At least once each (a reset that comes before the headers counts as
   // unreachable, and a GET is then tried once more).
   assert.ok(stack.catalog.stats.requests >= before + 3, `${stack.catalog.stats.requests - before} origin requests`);
+});
+
+test("a body over the cap is passed through and never stored, with or without a declared length", async () => {
+  // The echo's JSON is a few hundred bytes, over the route's 64.
+  for (const [url, status] of [
+    ["/small/declared", "Portico; fwd=uri-miss; detail=too-large"],
+    ["/small/chunked?chunked=1", "Portico; fwd=uri-miss; ttl=300; detail=storing"],
+  ]) {
+    const before = stack.catalog.stats.requests;
+    for (let i = 0; i < 3; i += 1) {
+      const response = await stack.fetch(url);
+      assert.equal(response.status, 200);
+      if (url.includes("chunked")) assert.equal(response.headers.get("content-length"), null, "the origin sent no length");
+      assert.equal(cacheStatus(response), status, `${url} request ${i}`);
+      const body = await response.json();
+      assert.equal(body.service, "catalog", "the client gets the whole body");
+    }
+    assert.equal(stack.catalog.stats.requests, before + 3, `${url}: every request reached the origin`);
+  }
+});
+
+test("a body of no declared length within the cap is stored", async () => {
+  const before = stack.catalog.stats.requests;
+  const first = await stack.fetch("/cached/chunked?chunked=1");
+  assert.equal(cacheStatus(first), "Portico; fwd=uri-miss; ttl=300; detail=storing");
+  const body = await first.json();
+  const hit = await eventually(async () => {
+    const response = await stack.fetch("/cached/chunked?chunked=1");
+    return cacheStatus(response).startsWith("Portico; hit") ? response : null;
+  }, { what: "a hit (the entry is stored in the background)" });
+  assert.deepEqual(await hit.json(), body);
+  assert.equal(stack.catalog.stats.requests, before + 1);
 });
