@@ -202,7 +202,7 @@ async fn purge<P: Platform>(
         if !config
             .routes
             .iter()
-            .any(|route| route.id == id && route.cache.is_some())
+            .any(|route| route.id == id && route.caches())
         {
             return Ok(not_found(request_id, "No cached route has this id."));
         }

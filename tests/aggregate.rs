@@ -425,6 +425,43 @@ fn a_cached_leg_costs_no_call_while_it_is_fresh() {
 }
 
 #[test]
+fn purging_the_aggregate_route_retires_its_cached_legs() {
+    let mut config: Value = serde_json::from_str(&auth_config(
+        json!({}),
+        json!([
+            { "id": "dashboard", "path": "/dashboard/:id", "methods": ["GET"], "aggregate": { "legs": [
+                { "name": "user", "service": "users", "path": "/users/{params.id}", "cache": { "ttl_seconds": 300 } } ] } },
+            { "id": "plain", "path": "/plain/:id", "methods": ["GET"], "aggregate": { "legs": [
+                { "name": "user", "service": "users", "path": "/users/{params.id}" } ] } }
+        ]),
+    ))
+    .unwrap();
+    config["admin"] = json!({ "token_secret": "ADMIN_TOKEN" });
+    let harness = Harness::with_config(&config.to_string());
+    harness.platform.set_secret("ADMIN_TOKEN", "admin-secret");
+    let purge = |route: &str| {
+        harness.send(request(
+            Method::DELETE,
+            &format!("http://gw.example/__portico/cache/routes/{route}"),
+            &[("authorization", "Bearer admin-secret")],
+        ))
+    };
+    dashboard(&harness, "/dashboard/1");
+    dashboard(&harness, "/dashboard/1");
+    assert_eq!(harness.platform.sent().len(), 1, "the second came from the cache");
+    assert_eq!(purge("dashboard").status(), StatusCode::OK);
+    dashboard(&harness, "/dashboard/1");
+    assert_eq!(harness.platform.sent().len(), 2, "purged: asked again");
+    dashboard(&harness, "/dashboard/1");
+    assert_eq!(harness.platform.sent().len(), 2, "and stored again");
+    assert_eq!(
+        purge("plain").status(),
+        StatusCode::NOT_FOUND,
+        "an aggregate that caches nothing has nothing to purge"
+    );
+}
+
+#[test]
 fn a_leg_cache_that_contradicts_itself_is_refused() {
     let error = Config::from_json(
         &json!({ "version": 1,

@@ -207,6 +207,15 @@ pub struct Route {
     pub max_body_bytes: Option<u64>,
 }
 
+impl Route {
+    /// Whether anything of the route is cached: its responses, or the
+    /// answers of its aggregate's legs (purging the route retires both).
+    pub fn caches(&self) -> bool {
+        self.cache.is_some()
+            || matches!(&self.service.upstream, crate::upstream::Upstream::Aggregate(aggregate) if aggregate.caches_legs())
+    }
+}
+
 impl Config {
     /// Parse and check a configuration document. Every issue found is
     /// reported, each with its JSON path.

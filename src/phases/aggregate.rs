@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::body::Body;
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::phases::{forward, upstream};
+use crate::phases::{cache, forward, upstream};
 use crate::pipeline::Isolate;
 use crate::pipeline::context::RequestCtx;
 use crate::platform::Platform;
@@ -42,6 +42,11 @@ pub async fn run<P: Platform>(
         ));
     };
     let params = routed.route.spec.path.captures(&routed.path);
+    let epoch = if aggregate.caches_legs() {
+        cache::route_epoch(isolate, platform, &routed.route.id).await
+    } else {
+        0
+    };
     let started = platform.now();
     let ran = {
         let ctx = &*ctx;
@@ -51,6 +56,7 @@ pub async fn run<P: Platform>(
             params: &params,
             identity: ctx.identity.as_ref(),
             query: ctx.uri.query(),
+            epoch,
         };
         run::run(platform, aggregate, &request, |leg, path| {
             let origin =

@@ -435,7 +435,7 @@ fn epoch_key(route_id: &str) -> String {
 }
 
 /// The route's purge epoch in this data centre (0 until the first purge).
-async fn route_epoch<P: Platform>(isolate: &Isolate, platform: &P, route_id: &str) -> u64 {
+pub async fn route_epoch<P: Platform>(isolate: &Isolate, platform: &P, route_id: &str) -> u64 {
     let now = platform.now();
     if let Some(epoch) = isolate
         .cache_epochs

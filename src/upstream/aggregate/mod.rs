@@ -66,6 +66,13 @@ pub struct Aggregate {
     pub max_response_bytes: usize,
 }
 
+impl Aggregate {
+    /// Whether any leg's answers are cached.
+    pub fn caches_legs(&self) -> bool {
+        self.legs.iter().any(|leg| leg.cache.is_some())
+    }
+}
+
 /// One call an aggregate makes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Leg {

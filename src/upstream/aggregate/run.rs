@@ -75,6 +75,9 @@ pub struct Request<'a> {
     pub params: &'a [(&'a str, Option<&'a str>)],
     pub identity: Option<&'a Identity>,
     pub query: Option<&'a str>,
+    /// The route's purge epoch: purging the aggregate route retires its
+    /// legs' entries.
+    pub epoch: u64,
 }
 
 /// Run every leg of `aggregate`. `build` makes a leg's upstream request
@@ -190,7 +193,7 @@ fn leg_cache_key(policy: &CachePolicy, request: &Request<'_>, leg: &Leg, path: &
         policy,
         &KeyInput {
             route_id: &format!("{}.{}", request.route_id, leg.name),
-            epoch: 0,
+            epoch: request.epoch,
             host: request.host,
             path,
             query,
