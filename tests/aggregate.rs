@@ -448,7 +448,11 @@ fn purging_the_aggregate_route_retires_its_cached_legs() {
     };
     dashboard(&harness, "/dashboard/1");
     dashboard(&harness, "/dashboard/1");
-    assert_eq!(harness.platform.sent().len(), 1, "the second came from the cache");
+    assert_eq!(
+        harness.platform.sent().len(),
+        1,
+        "the second came from the cache"
+    );
     assert_eq!(purge("dashboard").status(), StatusCode::OK);
     dashboard(&harness, "/dashboard/1");
     assert_eq!(harness.platform.sent().len(), 2, "purged: asked again");
@@ -478,4 +482,92 @@ fn a_leg_cache_that_contradicts_itself_is_refused() {
             .any(|issue| issue.path == "routes[0].aggregate.legs[0].cache"),
         "{error}"
     );
+}
+
+#[test]
+fn a_leg_answer_over_its_cap_fails_that_leg() {
+    // Each echo answer is a few hundred bytes.
+    let harness = harness(json!({ "max_leg_bytes": 64, "legs": [
+        { "name": "small", "service": "users", "path": "/s", "required": false },
+    ] }));
+    let response = dashboard(&harness, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        header(response.headers(), "portico-aggregate"),
+        Some("partial; failed=small")
+    );
+    let slot = &body_json(&response)["small"];
+    assert_eq!(slot["type"], "urn:portico:problem:aggregate-leg-failed");
+    assert!(
+        slot["detail"].as_str().unwrap_or("").contains("64 bytes"),
+        "{slot}"
+    );
+
+    let required = harness_with_leg_cap(64);
+    let response = dashboard(&required, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(body_json(&response)["legs"][0]["leg"], "user");
+}
+
+fn harness_with_leg_cap(bytes: u64) -> Harness {
+    harness(json!({ "max_leg_bytes": bytes, "legs": [ leg("user", "/u") ] }))
+}
+
+#[test]
+fn a_merged_document_over_its_cap_is_a_502_without_the_document() {
+    let harness = harness(json!({ "max_response_bytes": 300, "legs": [
+        leg("a", "/a"), leg("b", "/b"),
+    ] }));
+    let response = dashboard(&harness, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let problem = body_json(&response);
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("urn:portico:problem:")
+    );
+    assert!(problem.get("a").is_none() && problem.get("b").is_none());
+    assert!(!problem.to_string().contains("127.0.0.1"), "{problem}");
+    let one = harness_with_leg_cap(4096);
+    assert_eq!(
+        dashboard(&one, "/dashboard/1").status(),
+        StatusCode::OK,
+        "within the caps it answers"
+    );
+}
+
+#[test]
+fn the_config_sets_how_many_legs_an_aggregate_may_list() {
+    let config = |settings: Value, legs: usize| {
+        let legs: Vec<Value> = (0..legs).map(|i| leg(&format!("l{i}"), "/x")).collect();
+        json!({ "version": 1, "settings": settings,
+                "services": { "users": { "url": "http://127.0.0.1:9101" } },
+                "routes": [ { "id": "r", "path": "/r", "aggregate": { "legs": legs } } ] })
+        .to_string()
+    };
+    assert!(Config::from_json(&config(json!({}), 20)).is_ok());
+    assert!(Config::from_json(&config(json!({ "max_aggregate_legs": 3 }), 3)).is_ok());
+    let error = Config::from_json(&config(json!({ "max_aggregate_legs": 3 }), 4)).unwrap_err();
+    assert!(
+        error
+            .issues
+            .iter()
+            .any(|issue| issue.path == "routes[0].aggregate.legs"
+                && issue
+                    .reason
+                    .contains("1 to 3 legs (settings.max_aggregate_legs), got 4")),
+        "{error}"
+    );
+    for bad in [json!(0), json!(21), json!(-1)] {
+        let error =
+            Config::from_json(&config(json!({ "max_aggregate_legs": bad }), 1)).unwrap_err();
+        assert!(
+            error
+                .issues
+                .iter()
+                .any(|issue| issue.path.starts_with("settings")),
+            "{bad}: {error}"
+        );
+    }
 }

@@ -29,6 +29,8 @@ pub(super) struct RouteContext<'a> {
     pub services: &'a BTreeMap<String, Rc<Service>>,
     pub auth: Option<&'a RouteAuth>,
     pub cache_defaults: Option<&'a CacheDocument>,
+    /// `settings.max_aggregate_legs`.
+    pub max_legs: usize,
 }
 
 /// The aggregate as the route's own service.
@@ -40,10 +42,16 @@ pub(super) fn check_aggregate(
 ) -> Option<Rc<Service>> {
     let before = issues.len();
     let at = format!("{at}.aggregate");
-    if document.legs.is_empty() || document.legs.len() > MAX_LEGS {
+    let most = route.max_legs.min(MAX_LEGS);
+    if document.legs.is_empty() || document.legs.len() > most {
+        let why = if most < MAX_LEGS {
+            " (settings.max_aggregate_legs)"
+        } else {
+            ""
+        };
         issues.push(
             format!("{at}.legs"),
-            format!("list 1 to {MAX_LEGS} legs, got {}", document.legs.len()),
+            format!("list 1 to {most} legs{why}, got {}", document.legs.len()),
         );
     }
     let deadline = services::check_timeout(

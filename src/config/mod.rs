@@ -104,6 +104,8 @@ pub struct Settings {
     /// The default request body limit of routes, in bytes; `None`: the
     /// runtime's own limit only.
     pub max_body_bytes: Option<u64>,
+    /// The most legs an aggregate route may list.
+    pub max_aggregate_legs: usize,
 }
 
 /// Client headers stripped unless the config lists its own: each asks a
@@ -133,6 +135,7 @@ impl Default for Settings {
             // Cloudflare sets it on every request and overwrites a client's.
             client_ip_header: Some(HeaderName::from_static("cf-connecting-ip")),
             max_body_bytes: None,
+            max_aggregate_legs: crate::upstream::aggregate::MAX_LEGS,
         }
     }
 }
@@ -367,6 +370,16 @@ fn check_settings(document: &wire::SettingsDocument, issues: &mut Issues) -> Set
     }
     settings.max_body_bytes =
         carry::check_body_limit(document.max_body_bytes, "settings.max_body_bytes", issues);
+    if let Some(most) = document.max_aggregate_legs {
+        let cap = crate::upstream::aggregate::MAX_LEGS;
+        match usize::try_from(most) {
+            Ok(most) if (1..=cap).contains(&most) => settings.max_aggregate_legs = most,
+            _ => issues.push(
+                "settings.max_aggregate_legs",
+                format!("must be between 1 and {cap}"),
+            ),
+        }
+    }
     settings
 }
 

@@ -115,6 +115,7 @@ fn check_route(
                     services: context.services,
                     auth: route_auth.as_ref().and_then(|auth| auth.as_ref()),
                     cache_defaults: context.cache,
+                    max_legs: context.settings.max_aggregate_legs,
                 },
                 at,
                 issues,

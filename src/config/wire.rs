@@ -126,6 +126,8 @@ pub struct SettingsDocument {
     /// The largest request body any route accepts, in bytes, unless the
     /// route sets its own; unset: no limit of the gateway's own.
     pub max_body_bytes: Option<u64>,
+    /// The most legs an aggregate route may list (at most 20).
+    pub max_aggregate_legs: Option<u64>,
 }
 
 /// A service: one `url`, or several `targets` to balance over.
