@@ -764,3 +764,45 @@ async fn yield_once() {
     })
     .await
 }
+
+// ------------------------------------------------------- aggregate legs
+
+#[test]
+fn an_aggregate_leg_to_a_balanced_service_is_retried_and_judged_for_health() {
+    let harness = harness_with_routes(
+        ejecting(50),
+        json!([
+            { "id": "both", "path": "/both/:id", "methods": ["GET"], "aggregate": { "legs": [
+                { "name": "order", "service": "orders", "path": "/orders/{params.id}" },
+                { "name": "again", "service": "orders", "path": "/orders/{params.id}/again" } ] } }
+        ]),
+    );
+    harness.platform.add_origin(A, refuse);
+    for _ in 0..6 {
+        let response = get(&harness, "/both/7");
+        assert_eq!(
+            response.status(),
+            StatusCode::OK,
+            "a refused try goes to another target"
+        );
+        assert_eq!(
+            header(response.headers(), "portico-aggregate"),
+            Some("complete")
+        );
+        let body = body_json(&response);
+        assert_ne!(body["order"]["service"], "orders-a");
+        assert_eq!(body["again"]["path"], "/orders/7/again");
+    }
+    assert_eq!(
+        ejections(&harness),
+        [(format!("http://{A}"), 10_000, 1)],
+        "the legs' failures count for the target's health"
+    );
+    let before = count(&received(&harness), A);
+    for _ in 0..10 {
+        get(&harness, "/both/7");
+    }
+    assert_eq!(count(&received(&harness), A), before, "no leg goes to A");
+    let log = access_logs(&harness).pop().unwrap();
+    assert!(log.attempts.iter().all(|attempt| attempt.target != A));
+}

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::body::Body;
 use crate::config::Config;
 use crate::error::GatewayError;
-use crate::phases::{cache, forward, upstream};
+use crate::phases::{cache, upstream};
 use crate::pipeline::Isolate;
 use crate::pipeline::context::RequestCtx;
 use crate::platform::Platform;
@@ -30,7 +30,7 @@ const PORTICO_AGGREGATE: HeaderName = HeaderName::from_static("portico-aggregate
 
 /// Run the aggregate and build the client's answer.
 pub async fn run<P: Platform>(
-    isolate: &Isolate,
+    isolate: &Rc<Isolate>,
     platform: &P,
     config: &Config,
     ctx: &mut RequestCtx<P::Stream>,
@@ -58,10 +58,8 @@ pub async fn run<P: Platform>(
             query: ctx.uri.query(),
             epoch,
         };
-        run::run(platform, aggregate, &request, |leg, path| {
-            let origin =
-                upstream::first_choice(isolate, platform, config, &leg.service.upstream, None)?;
-            forward::leg_request(platform, config, ctx, leg, &origin, path)
+        run::run(platform, aggregate, &request, |leg, path, timeout| {
+            upstream::send_leg(isolate, platform, config, ctx, leg, path, timeout)
         })
         .await
     };

@@ -41,11 +41,13 @@ use crate::phases::{aggregate, forward};
 use crate::pipeline::Isolate;
 use crate::pipeline::context::{ClientInfo, RequestCtx, Routed};
 use crate::platform::{Bodies, LogSink, Platform};
+use crate::upstream::aggregate::Leg;
 use crate::upstream::attempts::{self, Plan};
 use crate::upstream::balanced::{Balanced, ChoiceInput, HashOn};
 use crate::upstream::hash::hash_bytes;
 use crate::upstream::outlier::HealthChange;
 use crate::upstream::retry::{self, RetryPolicy};
+use crate::upstream::single::Sent;
 use crate::upstream::state::HealthRead;
 use crate::upstream::{Origin, Upstream, health, single};
 
@@ -232,6 +234,59 @@ fn hash_key<S>(on: &HashOn, ctx: &RequestCtx<S>) -> Option<u64> {
                 .and_then(|(_, value)| value)
                 .map(|value| hash_bytes(value.as_bytes()))
         }
+    }
+}
+
+/// Send an aggregate leg's request (for `path`, within `timeout`) as a
+/// route's request to the leg's service goes: to one origin with the
+/// always-safe retry, or, for a balanced service, to the targets its
+/// health allows, retried as the service's policy says (legs carry no
+/// body, so every try can be made), each outcome judged for the
+/// target's health.
+pub async fn send_leg<P: Platform>(
+    isolate: &Rc<Isolate>,
+    platform: &P,
+    config: &Config,
+    ctx: &RequestCtx<P::Stream>,
+    leg: &Leg,
+    path: String,
+    timeout: std::time::Duration,
+) -> Sent<P::Stream> {
+    let upstream = &leg.service.upstream;
+    let Upstream::Balanced(balanced) = upstream else {
+        let request = first_choice(isolate, platform, config, upstream, None)
+            .and_then(|origin| forward::leg_request(platform, config, ctx, leg, &origin, &path));
+        return match request {
+            Ok(request) => single::send(platform, request, timeout).await,
+            Err(error) => Sent {
+                response: Err(error),
+                attempts: Vec::new(),
+            },
+        };
+    };
+    if balanced.active.is_some() {
+        read_health(isolate, platform, config).await;
+    }
+    let policy = balanced.retry.as_deref().unwrap_or(&retry::FLOOR);
+    let plan = Plan {
+        balancers: &isolate.balancers,
+        config,
+        policy,
+        repeatable: policy.allows(&leg.method),
+        deadline: timeout,
+        key: None,
+        location: None,
+    };
+    let tries = attempts::send(platform, upstream, plan, |origin| {
+        forward::leg_request(platform, config, ctx, leg, origin, &path)
+    })
+    .await;
+    for (target, change) in &tries.changes {
+        log_change(platform, &balanced.service, target, *change);
+    }
+    Sent {
+        response: tries.response,
+        attempts: tries.attempts,
     }
 }
 

@@ -4,6 +4,7 @@
 //! answer is read to the end (within the cap) or cancelled, so none
 //! stalls a connection.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -20,7 +21,7 @@ use crate::cache::key::{KeyInput, cache_key};
 use crate::error::GatewayError;
 use crate::observe::events::AttemptLog;
 use crate::platform::{FetchError, Platform};
-use crate::upstream::single;
+use crate::upstream::single::Sent;
 
 /// Why a leg gave no result.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,12 +81,19 @@ pub struct Request<'a> {
     pub epoch: u64,
 }
 
-/// Run every leg of `aggregate`. `build` makes a leg's upstream request
-/// from its rendered path and query.
-pub async fn run<P, B>(platform: &P, aggregate: &Aggregate, request: &Request<'_>, build: B) -> Ran
+/// Run every leg of `aggregate`. `send` sends a leg's request for its
+/// rendered path and query within the time given, through the upstream
+/// machinery of its service (target choice, retries, health).
+pub async fn run<'a, P, S, F>(
+    platform: &P,
+    aggregate: &'a Aggregate,
+    request: &Request<'_>,
+    send: S,
+) -> Ran
 where
     P: Platform,
-    B: Fn(&Leg, &str) -> Result<http::Request<Body<P::Stream>>, GatewayError>,
+    S: Fn(&'a Leg, String, Duration) -> F,
+    F: Future<Output = Sent<P::Stream>>,
 {
     let started = platform.now();
     let deadline = started.plus(aggregate.deadline);
@@ -150,11 +158,11 @@ where
                     (Some(policy), Ok(path)) => Some(leg_cache_key(policy, request, leg, path)),
                     _ => None,
                 };
-                let prepared = path
+                let sending = path
                     .map_err(LegFailure::Missing)
-                    .and_then(|path| build(leg, &path).map_err(|_| LegFailure::Unreachable));
+                    .map(|path| send(leg, path, timeout));
                 running.push(call(
-                    platform, aggregate, leg, index, prepared, timeout, cache_key,
+                    platform, aggregate, leg, index, sending, timeout, cache_key,
                 ));
             }
         }
@@ -226,27 +234,30 @@ async fn cached<P: Platform>(
 
 /// One leg: answer from its cache if fresh, else send, read the answer
 /// within the cap, parse and shape it (and store it when cacheable).
-async fn call<P: Platform>(
+async fn call<P: Platform, F>(
     platform: &P,
     aggregate: &Aggregate,
     leg: &Leg,
     index: usize,
-    prepared: Result<http::Request<Body<P::Stream>>, LegFailure>,
+    sending: Result<F, LegFailure>,
     timeout: Duration,
     cache_key: Option<String>,
-) -> (usize, Result<Value, LegFailure>, Vec<AttemptLog>) {
+) -> (usize, Result<Value, LegFailure>, Vec<AttemptLog>)
+where
+    F: Future<Output = Sent<P::Stream>>,
+{
     if let Some(key) = &cache_key
         && let Some(value) = cached(platform, aggregate, leg, key).await
     {
         return (index, Ok(value), Vec::new());
     }
     let sent_at = platform.now();
-    let request = match prepared {
-        Ok(request) if !timeout.is_zero() => request,
+    let sending = match sending {
+        Ok(sending) if !timeout.is_zero() => sending,
         Ok(_) => return (index, Err(LegFailure::Timeout), Vec::new()),
         Err(failure) => return (index, Err(failure), Vec::new()),
     };
-    let sent = single::send(platform, request, timeout).await;
+    let sent = sending.await;
     let response = match sent.response {
         Ok(response) => response,
         Err(GatewayError::UpstreamTimeout(_)) => {
