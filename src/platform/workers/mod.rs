@@ -350,16 +350,35 @@ impl RateLimitStore for WorkersPlatform {
     }
 }
 
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function portico_wakeup() {
+  let wake;
+  const woken = new Promise((resolve) => { wake = resolve; });
+  // The runtime runs this reaction in the waiter's context, but possibly
+  // within the waking request's turn: had it woken the waiter's Rust task
+  // there, the task could run in the waking request's pass of the wasm
+  // executor, and make its I/O on that request's behalf. A timer of the
+  // waiter's own moves it to a turn of its own first.
+  const moved = woken.then(() => new Promise((resolve) => setTimeout(resolve, 0)));
+  return [wake, moved];
+}
+"#)]
+extern "C" {
+    fn portico_wakeup() -> js_sys::Array;
+}
+
 /// A promise made in the waiting request's context, which the waking
 /// request resolves: the runtime runs what follows in the waiter's own
-/// context. Its timer keeps the waiter from being taken for hung.
+/// context, and a timer of the waiter's own then gives it a turn of its
+/// own. Its limit timer keeps the waiter from being taken for hung.
 impl Wakeups for WorkersPlatform {
     fn wakeup(&self, limit: std::time::Duration) -> (Wakeup, Waiting) {
-        let mut resolver: Option<js_sys::Function> = None;
-        let promise = js_sys::Promise::new(&mut |resolve, _reject| resolver = Some(resolve));
-        let Some(resolve) = resolver else {
-            // The executor runs at once, so this never happens; if it did,
-            // the waiter would go on alone at once.
+        let pair = portico_wakeup();
+        let (Ok(resolve), Ok(promise)) = (
+            pair.get(0).dyn_into::<js_sys::Function>(),
+            pair.get(1).dyn_into::<js_sys::Promise>(),
+        ) else {
+            // Never so; if it were, the waiter would go on alone at once.
             return (Wakeup::new(|| ()), Box::pin(async { false }));
         };
         let woken = wasm_bindgen_futures::JsFuture::from(promise);
