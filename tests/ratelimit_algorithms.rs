@@ -2,7 +2,7 @@
 //! burst, cost, reset and retry times exactly, and a clock going backwards.
 
 use portico::ratelimit::algorithm::{Algorithm, Decision, Quota, State};
-use portico::ratelimit::object::{Check, LimitCall, LimiterObject, Sweep};
+use portico::ratelimit::object::{Check, LINGER_MS, LimitCall, LimiterObject, Sweep};
 
 fn quota(algorithm: Algorithm, limit: u64, period_ms: u64, burst: u64) -> Quota {
     Quota {
@@ -341,6 +341,29 @@ fn an_object_is_swept_only_once_every_policy_sharing_it_is_idle() {
     assert_eq!(report.stored, [false, false]);
     assert_eq!(report.decisions[1].remaining, 100);
     assert_eq!(object.idle_at(), None);
+}
+
+#[test]
+fn a_busy_object_keeps_its_storage_between_calls_even_when_each_state_is_soon_idle() {
+    // A billion a second: the bucket is full again a millisecond after a
+    // charge, yet an object charged a moment ago is not emptied.
+    let mut object = LimiterObject::new();
+    let call = LimitCall {
+        checks: vec![check(
+            "generous",
+            quota(Algorithm::TokenBucket, 1_000_000_000, 1000, 1_000_000_000),
+        )],
+        peek: false,
+    };
+    object.apply(1000, &call);
+    assert_eq!(object.sweep(1002), Sweep::Later(1000 + LINGER_MS));
+    object.apply(5000, &call);
+    assert_eq!(
+        object.sweep(1000 + LINGER_MS),
+        Sweep::Later(5000 + LINGER_MS),
+        "each write moves the linger on"
+    );
+    assert_eq!(object.sweep(5000 + LINGER_MS), Sweep::Cleared);
 }
 
 #[test]

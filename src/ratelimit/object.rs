@@ -59,6 +59,13 @@ pub enum Sweep {
     Later(u64),
 }
 
+/// How long, at least, an object keeps its storage after its last
+/// write. A state that stops mattering almost at once (a generous bucket
+/// full again a millisecond after a charge) would otherwise have its
+/// object emptied and filled again between one call and the next: a
+/// delete, a read and a write more per call on a busy key, for nothing.
+pub const LINGER_MS: u64 = 10_000;
+
 /// The state of one limit key.
 #[derive(Debug, Default)]
 pub struct LimiterObject {
@@ -85,8 +92,9 @@ impl LimiterObject {
     }
 
     /// When the object's states stop mattering (see [`Quota::idle_at`]):
-    /// the latest of its written states' idle times; `None` if it has
-    /// written nothing and been told of nothing stored.
+    /// the latest of its written states' idle times, and never sooner than
+    /// [`LINGER_MS`] after its last write; `None` if it has written nothing
+    /// and been told of nothing stored.
     pub fn idle_at(&self) -> Option<u64> {
         self.idle_at
     }
@@ -161,7 +169,8 @@ impl LimiterObject {
         if all_allowed && !call.peek {
             for (check, state) in call.checks.iter().zip(next) {
                 if let Some(state) = state {
-                    self.note_idle_at(check.quota.idle_at(&state));
+                    let idle_at = check.quota.idle_at(&state);
+                    self.note_idle_at(idle_at.max(now.saturating_add(LINGER_MS)));
                     self.states.insert(check.state_key.clone(), state.clone());
                     changed.push((check.state_key.clone(), state));
                 }

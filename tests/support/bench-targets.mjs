@@ -24,9 +24,10 @@ export async function startOrigin() {
   return { url: `http://127.0.0.1:${port}`, stop: () => child.kill() };
 }
 
-export async function startPortico(originUrl) {
+export async function startPortico(originUrl, options = {}) {
   const port = await freePort();
   const mf = new Miniflare({
+    ...options,
     workers: [
       {
         name: "portico",
@@ -39,7 +40,7 @@ export async function startPortico(originUrl) {
         ],
         compatibilityDate,
         kvNamespaces: ["CONFIG", "KEYS"],
-        durableObjects: { RATE_LIMITER: "RateLimiter" },
+        durableObjects: { RATE_LIMITER: { className: "RateLimiter", useSQLite: true } },
       },
     ],
     host: "127.0.0.1",
@@ -114,7 +115,7 @@ export async function startJsCache(originUrl) {
  * by SHA-256 per request, a SQLite-backed Durable Object token bucket per
  * request over RPC, `hono/proxy`), bundled with esbuild as wrangler would.
  */
-export async function startJsGateway(originUrl) {
+export async function startJsGateway(originUrl, options = {}) {
   const { build } = await import("esbuild");
   const bundled = await build({
     entryPoints: [path.join(ROOT, "fixtures/bench/js-gateway.mjs")],
@@ -128,6 +129,7 @@ export async function startJsGateway(originUrl) {
   });
   const port = await freePort();
   const mf = new Miniflare({
+    ...options,
     modules: true,
     script: bundled.outputFiles[0].text,
     compatibilityDate,
