@@ -102,10 +102,25 @@ try {
     self.set(key, (self.get(key) ?? 0) + (timeDeltas[i] ?? 0));
   }
   const total = [...self.values()].reduce((a, b) => a + b, 0);
+  // Where each function lives: the wasm module, a script (the Worker's
+  // JavaScript, glue included), or the runtime itself (no script).
+  const category = (key) => {
+    if (key.startsWith("(")) return key;
+    if (key.startsWith("wasm-function") || key.startsWith("js-to-wasm") || key.startsWith("wasm-to-js")) return "wasm and its boundary";
+    return key.includes(" ") ? "JavaScript of the Worker" : "runtime built-ins (fetch, Headers, timers, ...)";
+  };
+  const byCategory = new Map();
+  for (const [key, us] of self) byCategory.set(category(key), (byCategory.get(category(key)) ?? 0) + us);
   const idle = self.get("(idle)") ?? 0;
   const perRequest = (us) => (us / requests).toFixed(1);
   console.log(`${TARGET}: ${requests} requests in ${SECONDS} s under the profiler`);
   console.log(`isolate time per request ${perRequest(total - idle)} µs (idle excluded)\n`);
+  console.log("| part | µs/request |");
+  console.log("|---|---:|");
+  for (const [part, us] of [...byCategory.entries()].filter(([k]) => k !== "(idle)").sort((a, b) => b[1] - a[1])) {
+    console.log(`| ${part} | ${perRequest(us)} |`);
+  }
+  console.log("");
   console.log("| function | µs/request | share |");
   console.log("|---|---:|---:|");
   for (const [key, us] of [...self.entries()].filter(([k]) => k !== "(idle)").sort((a, b) => b[1] - a[1]).slice(0, TOP)) {

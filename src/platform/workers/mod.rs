@@ -13,7 +13,6 @@ mod random;
 mod rate_limiter;
 
 use std::future::Future;
-use std::pin::pin;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
@@ -305,6 +304,39 @@ impl Background for WorkersPlatform {
     }
 }
 
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+// One call to a rate-limit object, in one crossing: the reply's text, or
+// a rejection (a TimeoutError when no whole reply came within timeoutMs).
+export function portico_limit(namespace, name, body, timeoutMs) {
+  const stub = namespace.get(namespace.idFromName(name));
+  let timer;
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new DOMException("no answer in time", "TimeoutError")), timeoutMs);
+  });
+  const call = stub.fetch("https://rate-limiter.internal/apply", { method: "POST", body }).then((reply) => {
+    if (reply.status !== 200) {
+      reply.body?.cancel();
+      throw new Error(`the rate-limit object answered ${reply.status}`);
+    }
+    return reply.text();
+  });
+  return Promise.race([call, late]).finally(() => clearTimeout(timer));
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn portico_limit(
+        namespace: &JsValue,
+        name: &str,
+        body: &str,
+        timeout_ms: u32,
+    ) -> Result<js_sys::Promise, JsValue>;
+}
+
+/// The call goes through a small JavaScript helper: the stub, the
+/// request, the timeout and reading the reply are one crossing, and the
+/// reply is read by the runtime as text rather than chunk by chunk
+/// through Rust.
 impl RateLimitStore for WorkersPlatform {
     async fn rate_limit(
         &self,
@@ -312,41 +344,24 @@ impl RateLimitStore for WorkersPlatform {
         calls: &[LimitCall],
     ) -> Result<Vec<LimitReply>, PlatformError> {
         let failed = |what: &str, e: &dyn std::fmt::Display| PlatformError(format!("{what}: {e}"));
-        let namespace = self
-            .env
-            .durable_object(RATE_LIMITER_BINDING)
-            .map_err(|e| failed("rate-limit binding", &e))?;
-        let stub = namespace
-            .id_from_name(object)
-            .and_then(|id| id.get_stub())
-            .map_err(|e| failed("rate-limit object", &e))?;
+        let namespace = js_sys::Reflect::get(&self.env, &JsValue::from_str(RATE_LIMITER_BINDING))
+            .ok()
+            .filter(|namespace| namespace.is_object())
+            .ok_or_else(|| PlatformError(format!("no {RATE_LIMITER_BINDING} binding")))?;
         let body = serde_json::to_string(calls).map_err(|e| failed("rate-limit call", &e))?;
-        let mut init = worker::RequestInit::new();
-        init.with_method(worker::Method::Post)
-            .with_body(Some(JsValue::from_str(&body)));
-        let request = worker::Request::new_with_init("https://rate-limiter.internal/apply", &init)
-            .map_err(|e| failed("rate-limit request", &e))?;
-        let send = pin!(stub.fetch_with_request(request));
-        let timer = pin!(worker::Delay::from(RATE_LIMIT_TIMEOUT));
-        let mut response = match select(send, timer).await {
-            Either::Left((Ok(response), _)) => response,
-            Either::Left((Err(e), _)) => return Err(failed("rate-limit object", &e)),
-            Either::Right(_) => {
+        let timeout_ms = u32::try_from(RATE_LIMIT_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
+        let call = portico_limit(&namespace, object, &body, timeout_ms)
+            .map_err(|e| failed("rate-limit object", &convert::js_error_text(&e)))?;
+        let text = match JsFuture::from(call).await {
+            Ok(text) => text.as_string().unwrap_or_default(),
+            Err(e) if convert::is_timeout(&e) => {
                 return Err(PlatformError(format!(
                     "rate-limit object gave no answer within {RATE_LIMIT_TIMEOUT:?}"
                 )));
             }
+            Err(e) => return Err(PlatformError(convert::js_error_text(&e))),
         };
-        if response.status_code() != 200 {
-            return Err(PlatformError(format!(
-                "rate-limit object answered {}",
-                response.status_code()
-            )));
-        }
-        response
-            .json::<Vec<LimitReply>>()
-            .await
-            .map_err(|e| failed("rate-limit reply", &e))
+        serde_json::from_str::<Vec<LimitReply>>(&text).map_err(|e| failed("rate-limit reply", &e))
     }
 }
 
