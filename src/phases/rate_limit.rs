@@ -194,7 +194,7 @@ async fn decide<P>(
     now: UnixMillis,
 ) -> Verdict
 where
-    P: RateLimitStore + Wakeups,
+    P: Clock + RateLimitStore + Wakeups,
 {
     if keyed.is_empty() {
         return Verdict::Admitted(Vec::new(), "allowed");
@@ -256,7 +256,7 @@ fn spend_leases(
 
 /// One call per object, with every policy that object holds; all objects
 /// at once. Units granted beyond a request's cost become a lease.
-async fn ask_objects<P: RateLimitStore + Wakeups>(
+async fn ask_objects<P: Clock + RateLimitStore + Wakeups>(
     platform: &P,
     local: &LocalLimits,
     keyed: &[Keyed<'_>],

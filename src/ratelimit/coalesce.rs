@@ -17,25 +17,52 @@
 //! that is dropped hands the waiting calls on, and the calls of its own
 //! batch get an error (the failure policy applies; they are never admitted
 //! unchecked). A waiter gives up after [`WAIT_LIMIT`] with an error too.
+//!
+//! A leader can also vanish without being dropped: the runtime cancels a
+//! request whose client went away, and its future is then neither run nor
+//! dropped, with its call never answered. So a call in flight for longer
+//! than any live one can be ([`ABANDONED_AFTER`]) counts as abandoned: the
+//! next request for that object leads in its place, with the calls that
+//! were waiting, instead of waiting behind it until every waiter times out.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
 
+use std::cell::Cell;
+
 use super::object::{LimitCall, LimitReply};
-use crate::platform::{PlatformError, RateLimitStore, Wakeup, Wakeups};
+use crate::platform::{Clock, PlatformError, RateLimitStore, Wakeup, Wakeups};
 
 /// How long a request waits for the calls ahead of it: its leader's call
 /// and the batch call it goes in, each bounded by the store's own timeout.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(5);
 
+/// How long a call may be in flight before it counts as abandoned. Longer
+/// than the store's own timeout for a call (2 s on Workers), so a live
+/// leader is never taken for gone; shorter than [`WAIT_LIMIT`], so the
+/// calls waiting behind a vanished one are still answered.
+pub const ABANDONED_AFTER: Duration = Duration::from_secs(3);
+
 /// The calls in flight, per object name.
 #[derive(Debug, Default)]
 pub struct Coalescer {
-    /// An entry means a call for that object is in flight; it holds the
-    /// calls waiting for the next one.
-    objects: RefCell<HashMap<String, Vec<Waiter>>>,
+    /// An entry means a call for that object is in flight.
+    objects: RefCell<HashMap<String, InFlight>>,
+    /// Numbers each leadership, so a leader that was taken for abandoned
+    /// and comes back leaves its successor's entry alone.
+    leaderships: Cell<u64>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    /// Which leadership the call in flight belongs to.
+    leadership: u64,
+    /// When that leadership began.
+    since: u64,
+    /// The calls waiting for the next call.
+    waiting: Vec<Waiter>,
 }
 
 /// Where a waiting request finds what it was handed.
@@ -59,30 +86,50 @@ impl Waiter {
 enum Handoff {
     /// The object's answer to this call.
     Reply(Result<LimitReply, PlatformError>),
-    /// Make the next call: this call (handed back) first, then these.
-    Lead(LimitCall, Vec<Waiter>),
+    /// Make the next call, as this leadership: this call (handed back)
+    /// first, then these.
+    Lead(LimitCall, Vec<Waiter>, u64),
 }
 
 impl Coalescer {
     /// Apply `call` in `object`, in one round trip shared with whatever
     /// other calls for that object are waiting.
-    pub async fn call<P: RateLimitStore + Wakeups>(
+    pub async fn call<P: Clock + RateLimitStore + Wakeups>(
         &self,
         platform: &P,
         object: &str,
         call: LimitCall,
     ) -> Result<LimitReply, PlatformError> {
+        let now = platform.now().0;
         let queued = {
             let mut objects = self.objects.borrow_mut();
             match objects.get_mut(object) {
                 None => {
-                    objects.insert(object.to_owned(), Vec::new());
-                    Err(call)
+                    let leadership = self.next_leadership();
+                    objects.insert(
+                        object.to_owned(),
+                        InFlight {
+                            leadership,
+                            since: now,
+                            waiting: Vec::new(),
+                        },
+                    );
+                    Err((call, Vec::new(), leadership))
                 }
-                Some(waiting) => {
+                Some(in_flight) if is_abandoned(in_flight.since, now) => {
+                    // Lead in the vanished leader's place, for the calls
+                    // still waiting (the rest have given up).
+                    let leadership = self.next_leadership();
+                    in_flight.leadership = leadership;
+                    in_flight.since = now;
+                    let waiting = std::mem::take(&mut in_flight.waiting);
+                    let followers = waiting.into_iter().filter(Waiter::listening).collect();
+                    Err((call, followers, leadership))
+                }
+                Some(in_flight) => {
                     let (wakeup, woken) = platform.wakeup(WAIT_LIMIT);
                     let slot = Slot::default();
-                    waiting.push(Waiter {
+                    in_flight.waiting.push(Waiter {
                         call,
                         slot: Rc::clone(&slot),
                         wakeup,
@@ -91,14 +138,16 @@ impl Coalescer {
                 }
             }
         };
-        let (call, followers) = match queued {
-            Err(call) => (call, Vec::new()),
+        let (call, followers, leadership) = match queued {
+            Err(lead) => lead,
             Ok((slot, woken)) => {
                 woken.await;
                 let handed = slot.borrow_mut().take();
                 match handed {
                     Some(Handoff::Reply(reply)) => return reply,
-                    Some(Handoff::Lead(call, followers)) => (call, followers),
+                    Some(Handoff::Lead(call, followers, leadership)) => {
+                        (call, followers, leadership)
+                    }
                     None => {
                         return Err(PlatformError(format!(
                             "no rate-limit answer within {WAIT_LIMIT:?} of waiting for the calls ahead"
@@ -111,7 +160,9 @@ impl Coalescer {
         calls.push(call);
         let mut lead = Lead {
             coalescer: self,
+            clock: platform,
             object,
+            leadership,
             followers: Vec::with_capacity(followers.len()),
         };
         for Waiter { call, slot, wakeup } in followers {
@@ -125,19 +176,32 @@ impl Coalescer {
     pub fn in_flight(&self) -> usize {
         self.objects.borrow().len()
     }
+
+    fn next_leadership(&self) -> u64 {
+        let leadership = self.leaderships.get().wrapping_add(1);
+        self.leaderships.set(leadership);
+        leadership
+    }
+}
+
+/// Whether a call in flight since `since` has outlived any live call.
+fn is_abandoned(since: u64, now: u64) -> bool {
+    u128::from(now.saturating_sub(since)) > ABANDONED_AFTER.as_millis()
 }
 
 /// The request whose call is in flight. Dropped (done or abandoned), it
 /// passes the waiting calls on.
 struct Lead<'a> {
     coalescer: &'a Coalescer,
+    clock: &'a dyn Clock,
     object: &'a str,
+    leadership: u64,
     /// The requests whose calls went with this one, to answer.
     followers: Vec<(Slot, Wakeup)>,
 }
 
 impl Lead<'_> {
-    async fn run<P: RateLimitStore>(
+    async fn run<P: RateLimitStore + ?Sized>(
         &mut self,
         platform: &P,
         calls: &[LimitCall],
@@ -187,15 +251,22 @@ impl Drop for Lead<'_> {
             wakeup.wake();
         }
         let mut objects = self.coalescer.objects.borrow_mut();
-        let Some(waiting) = objects.get_mut(self.object) else {
+        let Some(in_flight) = objects.get_mut(self.object) else {
             return;
         };
-        let mut waiting = std::mem::take(waiting).into_iter();
+        if in_flight.leadership != self.leadership {
+            // Taken for abandoned meanwhile: the entry is another's now.
+            return;
+        }
+        let mut waiting = std::mem::take(&mut in_flight.waiting).into_iter();
         // The first waiter still listening leads the rest.
         while let Some(next) = waiting.next() {
             if next.listening() {
+                let leadership = self.coalescer.next_leadership();
+                in_flight.leadership = leadership;
+                in_flight.since = self.clock.now().0;
                 let Waiter { call, slot, wakeup } = next;
-                *slot.borrow_mut() = Some(Handoff::Lead(call, waiting.collect()));
+                *slot.borrow_mut() = Some(Handoff::Lead(call, waiting.collect(), leadership));
                 wakeup.wake();
                 return;
             }
@@ -298,6 +369,56 @@ mod tests {
         assert!(allowed(futures::executor::block_on(second)));
         assert!(allowed(futures::executor::block_on(third)));
         assert_eq!(platform.limiter_calls(), 2);
+        assert_eq!(coalescer.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_leader_that_vanished_is_led_past_and_cannot_disturb_its_successor() {
+        let platform = MemoryPlatform::new();
+        let gate = Gate::new();
+        platform.hold_limiters(Some(gate.clone()));
+        let coalescer = Coalescer::default();
+        // The leader's call is in flight, and it is never run again (as a
+        // request the runtime cancelled): not done, not dropped.
+        let mut vanished: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(5)));
+        let mut waiting: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(5)));
+        assert!(poll_once(&mut vanished).is_pending());
+        assert!(poll_once(&mut waiting).is_pending());
+        platform.advance(ABANDONED_AFTER);
+        let mut early: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(5)));
+        assert!(poll_once(&mut early).is_pending());
+        assert_eq!(platform.limiter_calls(), 1, "not yet taken for abandoned");
+        platform.advance(Duration::from_millis(1));
+        let mut next: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(5)));
+        assert!(poll_once(&mut next).is_pending());
+        assert_eq!(
+            platform.limiter_calls(),
+            2,
+            "the next request leads at once"
+        );
+        gate.open();
+        assert!(allowed(futures::executor::block_on(next)));
+        assert!(
+            allowed(futures::executor::block_on(waiting)),
+            "answered by the new leader's batch"
+        );
+        // `early` queued behind the vanished leader before it counted as
+        // abandoned; the new leader took it along.
+        assert!(allowed(futures::executor::block_on(early)));
+        assert_eq!(platform.limiter_calls(), 2);
+        assert_eq!(coalescer.in_flight(), 0);
+        // Back after all, the old leader gets its own answer and leaves the
+        // entries alone.
+        let mut again: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(5)));
+        platform.hold_limiters(Some(Gate::new()));
+        assert!(poll_once(&mut again).is_pending());
+        assert!(allowed(futures::executor::block_on(vanished)));
+        assert_eq!(
+            coalescer.in_flight(),
+            1,
+            "the call now in flight is untouched"
+        );
+        drop(again);
         assert_eq!(coalescer.in_flight(), 0);
     }
 
