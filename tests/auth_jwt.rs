@@ -532,6 +532,38 @@ fn a_verified_token_is_cached_until_it_expires() {
 }
 
 #[test]
+fn a_new_config_forgets_tokens_verified_under_the_old_one() {
+    let harness = harness();
+    let token = sign(
+        "ES256",
+        "es256",
+        Some("test-es256-1"),
+        &claims(json!({ "exp": NOW + 3600 })),
+    );
+    assert_eq!(call(&harness, &token).status(), StatusCode::OK);
+    assert_eq!(harness.gateway.auth_state().tokens.borrow().len(), 1);
+    // The same issuer name, now trusting HS256 only: the cached ES256
+    // verification must not outlive the config that made it.
+    harness.platform.kv_put(
+        portico::platform::KvNamespace::Config,
+        portico::config::CONFIG_KEY,
+        &auth_config(
+            json!({ "jwt": { "test": tokens::issuer_config(&["HS256"]) } }),
+            json!([
+                { "id": "private", "path": "/private/*", "service": "users", "auth": { "jwt": ["test"] } }
+            ]),
+        ),
+    );
+    harness.platform.advance(Duration::from_secs(10));
+    assert_rejected(&harness, &token, "verified under the previous config");
+    assert_eq!(
+        harness.gateway.auth_state().tokens.borrow().len(),
+        0,
+        "nothing cached from the old config, nothing new vouched for"
+    );
+}
+
+#[test]
 fn identity_headers_sent_by_the_client_never_reach_the_service() {
     let harness = harness();
     let token = sign("ES256", "es256", Some("test-es256-1"), &claims(json!({})));
