@@ -18,19 +18,18 @@
 //! batch get an error (the failure policy applies; they are never admitted
 //! unchecked). A waiter gives up after [`WAIT_LIMIT`] with an error too.
 //!
-//! A leader can also vanish without being dropped: the runtime cancels a
-//! request whose client went away, and its future is then neither run nor
-//! dropped, with its call never answered. So a call in flight for longer
-//! than any live one can be ([`ABANDONED_AFTER`]) counts as abandoned: the
-//! next request for that object leads in its place, with the calls that
-//! were waiting, instead of waiting behind it until every waiter times out.
+//! A leader can also vanish without being dropped: a runtime may cancel a
+//! request whose client went away (Cloudflare does), and its future is
+//! then neither run nor dropped, with its call never answered. So a call
+//! in flight for longer than any live one can be ([`ABANDONED_AFTER`])
+//! counts as abandoned: the next request for that object leads in its
+//! place, with the calls that were waiting ahead of its own, instead of
+//! waiting behind it until every waiter times out.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::Duration;
-
-use std::cell::Cell;
 
 use super::object::{LimitCall, LimitReply};
 use crate::platform::{Clock, PlatformError, RateLimitStore, Wakeup, Wakeups};
@@ -114,17 +113,18 @@ impl Coalescer {
                             waiting: Vec::new(),
                         },
                     );
-                    Err((call, Vec::new(), leadership))
+                    Err((call, Vec::new(), leadership, false))
                 }
                 Some(in_flight) if is_abandoned(in_flight.since, now) => {
                     // Lead in the vanished leader's place, for the calls
-                    // still waiting (the rest have given up).
+                    // still waiting (the rest have given up), which came
+                    // first and so go first.
                     let leadership = self.next_leadership();
                     in_flight.leadership = leadership;
                     in_flight.since = now;
                     let waiting = std::mem::take(&mut in_flight.waiting);
                     let followers = waiting.into_iter().filter(Waiter::listening).collect();
-                    Err((call, followers, leadership))
+                    Err((call, followers, leadership, true))
                 }
                 Some(in_flight) => {
                     let (wakeup, woken) = platform.wakeup(WAIT_LIMIT);
@@ -138,7 +138,7 @@ impl Coalescer {
                 }
             }
         };
-        let (call, followers, leadership) = match queued {
+        let (call, followers, leadership, own_last) = match queued {
             Err(lead) => lead,
             Ok((slot, woken)) => {
                 woken.await;
@@ -146,7 +146,7 @@ impl Coalescer {
                 match handed {
                     Some(Handoff::Reply(reply)) => return reply,
                     Some(Handoff::Lead(call, followers, leadership)) => {
-                        (call, followers, leadership)
+                        (call, followers, leadership, false)
                     }
                     None => {
                         return Err(PlatformError(format!(
@@ -156,19 +156,21 @@ impl Coalescer {
                 }
             }
         };
+        let own_at = if own_last { followers.len() } else { 0 };
         let mut calls = Vec::with_capacity(1 + followers.len());
-        calls.push(call);
         let mut lead = Lead {
             coalescer: self,
             clock: platform,
             object,
             leadership,
+            own_at,
             followers: Vec::with_capacity(followers.len()),
         };
         for Waiter { call, slot, wakeup } in followers {
             calls.push(call);
             lead.followers.push((slot, wakeup));
         }
+        calls.insert(own_at, call);
         lead.run(platform, &calls).await
     }
 
@@ -196,12 +198,15 @@ struct Lead<'a> {
     clock: &'a dyn Clock,
     object: &'a str,
     leadership: u64,
-    /// The requests whose calls went with this one, to answer.
+    /// Where this request's own call is in the batch.
+    own_at: usize,
+    /// The requests whose calls went with this one, in batch order, to
+    /// answer.
     followers: Vec<(Slot, Wakeup)>,
 }
 
 impl Lead<'_> {
-    async fn run<P: RateLimitStore + ?Sized>(
+    async fn run<P: RateLimitStore>(
         &mut self,
         platform: &P,
         calls: &[LimitCall],
@@ -221,9 +226,9 @@ impl Lead<'_> {
                 }
             });
         match replies {
-            Ok(replies) => {
-                let mut replies = replies.into_iter();
-                let own = replies.next();
+            Ok(mut replies) => {
+                // As many replies as calls (checked above), so it is there.
+                let own = (self.own_at < replies.len()).then(|| replies.remove(self.own_at));
                 for ((slot, wakeup), reply) in self.followers.drain(..).zip(replies) {
                     *slot.borrow_mut() = Some(Handoff::Reply(Ok(reply)));
                     wakeup.wake();
@@ -420,6 +425,27 @@ mod tests {
         );
         drop(again);
         assert_eq!(coalescer.in_flight(), 0);
+    }
+
+    #[test]
+    fn leading_past_a_vanished_leader_keeps_the_order_the_calls_came_in() {
+        let platform = MemoryPlatform::new();
+        let gate = Gate::new();
+        platform.hold_limiters(Some(gate.clone()));
+        let coalescer = Coalescer::default();
+        let mut vanished: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(1)));
+        let mut waiting: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(1)));
+        assert!(poll_once(&mut vanished).is_pending());
+        assert!(poll_once(&mut waiting).is_pending());
+        platform.advance(ABANDONED_AFTER + Duration::from_millis(1));
+        let mut next: Call<'_> = Box::pin(coalescer.call(&platform, "object", take_one(1)));
+        assert!(poll_once(&mut next).is_pending());
+        gate.open();
+        assert!(
+            !allowed(futures::executor::block_on(next)),
+            "the one unit goes to the call that waited first"
+        );
+        assert!(allowed(futures::executor::block_on(waiting)));
     }
 
     #[test]
