@@ -226,12 +226,13 @@ pub trait Background {
 /// One request waking another that waits for it (a coalesced cache miss,
 /// a coalesced rate-limit call).
 ///
-/// On Workers a request's code must run in its own request context: one
-/// woken directly by another request's code would carry on, and make its
-/// I/O, inside that other request, and one that waits on nothing of its
-/// own is cancelled by the runtime as hung. So the waiting request makes
-/// its wake-up itself, in its own context, and waits on that, with a
-/// timer of its own that bounds the wait.
+/// On Workers a request's code must run in its own request context. One
+/// woken directly by another request's code (a Rust waker, or a promise of
+/// its own that the other request resolves) carries on, and makes its I/O,
+/// inside that other request, where the I/O fails; one that waits on
+/// nothing of its own is cancelled by the runtime as hung. So the waking
+/// request only leaves word, and the waiter finds it by itself, on timers
+/// of its own, which also bound the wait.
 pub trait Wakeups {
     /// A wake-up for the calling request, and what it waits on: `true`
     /// once the wake-up is given, `false` when `limit` passes first.

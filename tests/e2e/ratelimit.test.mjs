@@ -12,6 +12,7 @@ import { ADMIN_TOKEN, expectProblem, startE2E } from "../support/e2e.mjs";
 import { portico } from "../support/stack.mjs";
 
 const LIMIT = 10;
+const SUSTAINED_LIMIT = 10000;
 let stack;
 
 before(async () => {
@@ -44,6 +45,15 @@ before(async () => {
           service: "orders",
           auth: { api_key: {} },
           rate_limit: { policies: [{ name: "brief", limit: 1, period: "5s", scope: ["key"] }] },
+        },
+        {
+          id: "sustained",
+          path: "/api/sustained/*",
+          service: "orders",
+          auth: { api_key: {} },
+          // Closed: a request the objects did not answer shows as a 503
+          // rather than passing unchecked.
+          rate_limit: { policies: [{ name: "big", algorithm: "sliding_log", limit: SUSTAINED_LIMIT, period: "1h", scope: ["key"] }], on_failure: "closed" },
         },
         {
           id: "fail-open",
@@ -94,6 +104,35 @@ for (const route of ["limited", "windowed"]) {
     assert.deepEqual([...remaining].sort((a, b) => a - b), Array.from({ length: LIMIT }, (_, i) => i), "each admitted request saw its own count");
   });
 }
+
+// Coalesced calls under sustained load: each of many concurrent clients
+// sends one request after another, so requests keep waiting behind one
+// another's calls for the key. Every one must be answered by the object
+// (none refused for a failed call) and see a count of its own.
+test("sustained concurrent load on one key: every request is decided by the object, each with its own count", async () => {
+  const { key } = await stack.createKey("--name", "sustained");
+  const CLIENTS = 32;
+  const EACH = 60;
+  const seen = [];
+  const failures = [];
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      for (let i = 0; i < EACH; i++) {
+        const response = await withKey("sustained", key);
+        const body = await response.text();
+        if (response.status === 200) seen.push(Number(response.headers.get("x-ratelimit-remaining")));
+        else failures.push(`${response.status} ${body.slice(0, 200)}`);
+      }
+    }),
+  );
+  assert.deepEqual(failures, [], `${failures.length} of ${CLIENTS * EACH} not admitted`);
+  const total = CLIENTS * EACH;
+  assert.deepEqual(
+    [...seen].sort((a, b) => a - b),
+    Array.from({ length: total }, (_, i) => SUSTAINED_LIMIT - total + i),
+    "each request saw its own count",
+  );
+});
 
 test("a 429 is problem+json with Retry-After", async () => {
   const { key } = await stack.createKey("--name", "one-more");

@@ -16,7 +16,6 @@ use std::future::Future;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
-use futures::future::{Either, select};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
@@ -366,42 +365,52 @@ impl RateLimitStore for WorkersPlatform {
 }
 
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
-export function portico_wakeup() {
-  let wake;
-  const woken = new Promise((resolve) => { wake = resolve; });
-  // The runtime runs this reaction in the waiter's context, but possibly
-  // within the waking request's turn: had it woken the waiter's Rust task
-  // there, the task could run in the waking request's pass of the wasm
-  // executor, and make its I/O on that request's behalf. A timer of the
-  // waiter's own moves it to a turn of its own first.
-  const moved = woken.then(() => new Promise((resolve) => setTimeout(resolve, 0)));
-  return [wake, moved];
+// A wake-up that no other request settles: the waking request only sets
+// a flag, and the waiter sees it on a timer of its own (every millisecond
+// at first, then every 4 ms), so everything the waiter runs next runs in
+// its own context. Resolves to true once woken, false at the limit.
+export function portico_wakeup(limitMs) {
+  const flag = { woken: false };
+  const started = Date.now();
+  const woken = new Promise((resolve) => {
+    const look = () => {
+      const waited = Date.now() - started;
+      if (flag.woken) resolve(true);
+      else if (waited >= limitMs) resolve(false);
+      else setTimeout(look, waited < 16 ? 1 : 4);
+    };
+    setTimeout(look, 1);
+  });
+  return [() => { flag.woken = true; }, woken];
 }
 "#)]
 extern "C" {
-    fn portico_wakeup() -> js_sys::Array;
+    fn portico_wakeup(limit_ms: f64) -> js_sys::Array;
 }
 
-/// A promise made in the waiting request's context, which the waking
-/// request resolves: the runtime runs what follows in the waiter's own
-/// context, and a timer of the waiter's own then gives it a turn of its
-/// own. Its limit timer keeps the waiter from being taken for hung.
+/// The waiter's own timers carry it on: a promise of the waiter's that the
+/// waking request resolved would run its reactions inside the waking
+/// request's context on workerd (with the waiter's async context), and the
+/// waiter's next I/O would fail there as "I/O on behalf of a different
+/// request". A flag that only the waiter's own timer reads never crosses.
 impl Wakeups for WorkersPlatform {
     fn wakeup(&self, limit: std::time::Duration) -> (Wakeup, Waiting) {
-        let pair = portico_wakeup();
-        let (Ok(resolve), Ok(promise)) = (
+        // Whole milliseconds; a limit past f64's exact integers never
+        // comes up (the limits are seconds).
+        let limit_ms = limit.as_millis().min(u128::from(u32::MAX)) as f64;
+        let pair = portico_wakeup(limit_ms);
+        let (Ok(wake), Ok(promise)) = (
             pair.get(0).dyn_into::<js_sys::Function>(),
             pair.get(1).dyn_into::<js_sys::Promise>(),
         ) else {
             // Never so; if it were, the waiter would go on alone at once.
             return (Wakeup::new(|| ()), Box::pin(async { false }));
         };
-        let woken = wasm_bindgen_futures::JsFuture::from(promise);
-        let timer = worker::Delay::from(limit);
-        let waiting = async move { matches!(select(woken, timer).await, Either::Left((Ok(_), _))) };
+        let woken = JsFuture::from(promise);
+        let waiting = async move { woken.await.is_ok_and(|woken| woken.is_truthy()) };
         (
             Wakeup::new(move || {
-                let _ = resolve.call0(&JsValue::UNDEFINED);
+                let _ = wake.call0(&JsValue::UNDEFINED);
             }),
             Box::pin(waiting),
         )
