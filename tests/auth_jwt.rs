@@ -619,3 +619,69 @@ fn b64(bytes: &[u8]) -> String {
     use base64ct::Encoding;
     base64ct::Base64UrlUnpadded::encode_string(bytes)
 }
+
+#[test]
+fn the_runtimes_own_signature_check_decides_for_asymmetric_keys() {
+    for alg in ["RS256", "PS384", "ES256", "EdDSA"] {
+        let (key, kid) = key_for(alg);
+        let token = sign(alg, key, Some(kid), &claims(json!({})));
+
+        let refusing = harness();
+        refusing.platform.answer_signatures(Some(false));
+        assert_rejected(&refusing, &token, "the runtime's refusal stands");
+        let asked = refusing.platform.signature_checks();
+        assert_eq!(asked.len(), 1, "{alg}: one key, one check");
+        assert_eq!(asked[0].0, alg);
+        let jwk: Value = serde_json::from_str(&asked[0].1.jwk).unwrap();
+        let kty = match alg {
+            "ES256" => "EC",
+            "EdDSA" => "OKP",
+            _ => "RSA",
+        };
+        assert_eq!(jwk["kty"], kty, "{alg}");
+        assert!(jwk.get("d").is_none(), "{alg}: public members only");
+
+        // A verdict of the runtime's is not checked again in Rust: a
+        // signature it accepts is accepted, and the claims still count.
+        let accepting = harness();
+        accepting.platform.answer_signatures(Some(true));
+        let (forged, _) = token.rsplit_once('.').unwrap();
+        let forged = format!("{forged}.{}", b64(b"not the signature"));
+        assert_eq!(call(&accepting, &forged).status(), StatusCode::OK, "{alg}");
+        let expired = sign(
+            alg,
+            key,
+            Some(kid),
+            &claims(json!({ "exp": NOW - 3600, "iat": NOW - 7200 })),
+        );
+        assert_rejected(&accepting, &expired, "claims are checked after it");
+    }
+}
+
+#[test]
+fn hmac_tokens_are_never_asked_of_the_runtime() {
+    let harness = harness();
+    harness.platform.answer_signatures(Some(false));
+    let token = sign("HS256", "hs256", Some("test-hs-1"), &claims(json!({})));
+    assert_eq!(call(&harness, &token).status(), StatusCode::OK);
+    assert!(harness.platform.signature_checks().is_empty());
+}
+
+/// The corpus of signatures that the runtime's WebCrypto check is held to
+/// as well (tests/e2e/webcrypto.test.mjs runs the same cases there): every
+/// verdict of the pure-Rust check is the expected one.
+#[test]
+fn the_pure_rust_check_gives_the_corpus_verdicts() {
+    let corpus: Value =
+        serde_json::from_str(&common::fixture("auth/signature-corpus.json")).unwrap();
+    let cases = corpus["cases"].as_array().unwrap();
+    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let key = portico::auth::keys::VerifyingKey::from_jwk(&case["jwk"]).unwrap();
+        let token = portico::auth::keys::Token::try_from(case["token"].as_str().unwrap()).unwrap();
+        let verdict = key.verify(&token).is_ok();
+        assert_eq!(verdict, case["valid"].as_bool().unwrap(), "{name}");
+        assert!(key.public.is_some(), "{name}: the runtime gets the key");
+    }
+}

@@ -7,6 +7,9 @@
 //! an HMAC secret, which defeats the classic RS/HS confusion). Keys come
 //! from JWKs or SPKI PEM; RSA keys under 2048 bits are refused.
 
+use std::rc::Rc;
+
+use base64ct::{Base64UrlUnpadded, Encoding};
 use ed25519_compact::PublicKey as Ed25519PublicKey;
 use jwt_compact::alg::{Ed25519, Es256, Hs256, Hs256Key, Hs384, Hs384Key, Hs512, Hs512Key, Rsa};
 use jwt_compact::jwk::JsonWebKey;
@@ -16,7 +19,10 @@ use p256::pkcs8::DecodePublicKey;
 use rsa::RsaPublicKey;
 use rsa::traits::PublicKeyParts;
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::platform::PublicJwk;
 
 /// The algorithms Portico verifies.
 pub const SUPPORTED_ALGORITHMS: [&str; 11] = [
@@ -55,6 +61,8 @@ pub struct VerifyingKey {
     /// The JWK's `alg`, when given: the key is then used with it only.
     pub alg: Option<String>,
     pub material: KeyMaterial,
+    /// The key as the runtime's own crypto takes it (asymmetric keys only).
+    pub public: Option<Rc<PublicJwk>>,
 }
 
 impl PartialEq for VerifyingKey {
@@ -118,11 +126,7 @@ impl VerifyingKey {
             ),
             _ => return Err(KeyError::BadJwk(format!("unsupported key type '{kty}'"))),
         };
-        Ok(VerifyingKey {
-            kid: text("kid"),
-            alg: text("alg"),
-            material,
-        })
+        Ok(VerifyingKey::new(text("kid"), text("alg"), material))
     }
 
     /// A key from an SPKI PEM (`-----BEGIN PUBLIC KEY-----`): RSA, P-256 or Ed25519.
@@ -140,11 +144,7 @@ impl VerifyingKey {
                 "expected an RSA, P-256 or Ed25519 public key in SPKI PEM form".to_owned(),
             ));
         };
-        Ok(VerifyingKey {
-            kid,
-            alg: None,
-            material,
-        })
+        Ok(VerifyingKey::new(kid, None, material))
     }
 
     /// An HMAC secret given as raw bytes.
@@ -152,11 +152,30 @@ impl VerifyingKey {
         if secret.len() < MIN_HMAC_BYTES {
             return Err(KeyError::WeakHmac);
         }
-        Ok(VerifyingKey {
+        Ok(VerifyingKey::new(
             kid,
-            alg: None,
-            material: KeyMaterial::Hmac(secret.to_vec()),
-        })
+            None,
+            KeyMaterial::Hmac(secret.to_vec()),
+        ))
+    }
+
+    fn new(kid: Option<String>, alg: Option<String>, material: KeyMaterial) -> VerifyingKey {
+        let public = public_jwk(&material).map(|jwk| {
+            let id = Sha256::digest(fingerprint(&material))
+                .iter()
+                .map(|byte| format!("{byte:02x}"))
+                .collect();
+            Rc::new(PublicJwk {
+                id,
+                jwk: jwk.to_string(),
+            })
+        });
+        VerifyingKey {
+            kid,
+            alg,
+            material,
+            public,
+        }
     }
 
     /// Whether this key may verify tokens signed with `alg`.
@@ -235,16 +254,48 @@ impl VerifyingKey {
 
     /// Bytes that identify the key material, for equality.
     fn fingerprint(&self) -> Vec<u8> {
-        match &self.material {
-            KeyMaterial::Hmac(secret) => secret.clone(),
-            KeyMaterial::Rsa(key) => {
-                let mut bytes = key.n().to_bytes_be();
-                bytes.extend(key.e().to_bytes_be());
-                bytes
-            }
-            KeyMaterial::P256(key) => key.to_encoded_point(false).as_bytes().to_vec(),
-            KeyMaterial::Ed25519(key) => key.as_ref().to_vec(),
+        fingerprint(&self.material)
+    }
+}
+
+fn fingerprint(material: &KeyMaterial) -> Vec<u8> {
+    match material {
+        KeyMaterial::Hmac(secret) => secret.clone(),
+        KeyMaterial::Rsa(key) => {
+            let mut bytes = key.n().to_bytes_be();
+            bytes.extend(key.e().to_bytes_be());
+            bytes
         }
+        KeyMaterial::P256(key) => key.to_encoded_point(false).as_bytes().to_vec(),
+        KeyMaterial::Ed25519(key) => key.as_ref().to_vec(),
+    }
+}
+
+/// The public JWK of an asymmetric key, with only the members WebCrypto
+/// reads (no `alg`, `use` or `kid`: the core decides what the key is for).
+fn public_jwk(material: &KeyMaterial) -> Option<Value> {
+    let b64 = |bytes: &[u8]| Base64UrlUnpadded::encode_string(bytes);
+    match material {
+        KeyMaterial::Hmac(_) => None,
+        KeyMaterial::Rsa(key) => Some(json!({
+            "kty": "RSA",
+            "n": b64(&key.n().to_bytes_be()),
+            "e": b64(&key.e().to_bytes_be()),
+        })),
+        KeyMaterial::P256(key) => {
+            let point = key.to_encoded_point(false);
+            Some(json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": b64(point.x()?),
+                "y": b64(point.y()?),
+            }))
+        }
+        KeyMaterial::Ed25519(key) => Some(json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": b64(key.as_ref()),
+        })),
     }
 }
 

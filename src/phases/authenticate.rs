@@ -22,7 +22,7 @@ use crate::error::GatewayError;
 use crate::http::upgrade;
 use crate::pipeline::context::RequestCtx;
 use crate::pipeline::flow::Flow;
-use crate::platform::{Clock, HttpClient, KvStore, LogSink, Secrets};
+use crate::platform::{Clock, HttpClient, KvStore, LogSink, Secrets, SignatureChecks};
 
 const REALM: &str = "portico";
 
@@ -40,7 +40,7 @@ pub async fn run<P, S>(
     ctx: &mut RequestCtx<S>,
 ) -> Result<Flow<S>, GatewayError>
 where
-    P: Clock + KvStore + HttpClient + LogSink + Secrets,
+    P: Clock + KvStore + HttpClient + LogSink + Secrets + SignatureChecks,
 {
     let Some(routed) = &ctx.route else {
         return Ok(Flow::Continue);
@@ -93,7 +93,7 @@ async fn authenticate<P>(
     request: &Request<'_>,
 ) -> Result<Identity, GatewayError>
 where
-    P: Clock + KvStore + HttpClient + LogSink + Secrets,
+    P: Clock + KvStore + HttpClient + LogSink + Secrets + SignatureChecks,
 {
     let mut presented = credentials::extract(request.headers, request.query, policy);
     if let Some(offered) = request.offered {
@@ -127,7 +127,7 @@ async fn verify_bearer<P>(
     token: &str,
 ) -> Result<Identity, Vec<(Scheme, AuthFailure)>>
 where
-    P: Clock + HttpClient + LogSink + Secrets,
+    P: Clock + HttpClient + LogSink + Secrets + SignatureChecks,
 {
     let mut failures = Vec::new();
     let is_jwt = jwt::looks_like_jwt(token);

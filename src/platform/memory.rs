@@ -23,8 +23,9 @@ use futures::FutureExt;
 
 use super::{
     Background, Bodies, BodyPair, Clock, FetchError, FetchOptions, HttpClient, KvNamespace,
-    KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, RequestBodyLimit,
-    ResponseCache, Secrets, Timer, UnixMillis, Waiting, Wakeup, Wakeups,
+    KvStore, LogSink, MetricsSink, PlatformError, PublicJwk, Randomness, RateLimitStore,
+    RequestBodyLimit, ResponseCache, Secrets, SignatureChecks, Timer, UnixMillis, Waiting, Wakeup,
+    Wakeups,
 };
 use crate::body::Body;
 use crate::observe::events::Event;
@@ -139,6 +140,10 @@ struct State {
     background: RefCell<Vec<Work>>,
     virtual_time: Cell<bool>,
     timers: RefCell<Vec<(u64, Waker)>>,
+    /// What the runtime's own signature check answers (`None`: it has
+    /// none, as natively), and the checks it was asked for.
+    signature_verdict: Cell<Option<bool>>,
+    signature_checks: RefCell<Vec<(String, PublicJwk)>>,
 }
 
 impl Default for State {
@@ -169,6 +174,8 @@ impl Default for State {
             background: RefCell::default(),
             virtual_time: Cell::new(false),
             timers: RefCell::default(),
+            signature_verdict: Cell::new(None),
+            signature_checks: RefCell::default(),
         }
     }
 }
@@ -274,6 +281,17 @@ impl MemoryPlatform {
     /// them through at once again), so calls can be in flight together.
     pub fn hold_limiters(&self, gate: Option<Gate>) {
         *self.state.limiter_gate.borrow_mut() = gate;
+    }
+
+    /// Act as a runtime with a signature check of its own that answers
+    /// `verdict` for every key (`None`: no such check, the default).
+    pub fn answer_signatures(&self, verdict: Option<bool>) {
+        self.state.signature_verdict.set(verdict);
+    }
+
+    /// The signature checks asked of the runtime: algorithm and key.
+    pub fn signature_checks(&self) -> Vec<(String, PublicJwk)> {
+        self.state.signature_checks.borrow().clone()
     }
 
     /// How many rate-limit object calls (round trips) the gateway has made.
@@ -663,6 +681,25 @@ impl RateLimitStore for MemoryPlatform {
         let mut limiters = self.state.limiters.borrow_mut();
         let limiter = limiters.entry(object.to_owned()).or_default();
         Ok(limiter.apply_all(now, calls).0)
+    }
+}
+
+/// Natively there is no crypto of the runtime's: the core's own check
+/// decides, unless a test set a verdict.
+impl SignatureChecks for MemoryPlatform {
+    async fn check_signature(
+        &self,
+        alg: &str,
+        key: &PublicJwk,
+        _signed: &[u8],
+        _signature: &[u8],
+    ) -> Option<bool> {
+        let verdict = self.state.signature_verdict.get()?;
+        self.state
+            .signature_checks
+            .borrow_mut()
+            .push((alg.to_owned(), key.clone()));
+        Some(verdict)
     }
 }
 

@@ -301,6 +301,37 @@ pub trait RateLimitStore {
     ) -> Result<Vec<LimitReply>, PlatformError>;
 }
 
+/// A public key as the runtime's own crypto takes it: a JWK (JSON text)
+/// and an id that names the key material, for the runtime to keep the
+/// imported key under. Built once, when the config's keys are loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicJwk {
+    /// Hex SHA-256 of the key material.
+    pub id: String,
+    /// `{"kty":"RSA","n":..,"e":..}`, `{"kty":"EC","crv":"P-256",..}` or
+    /// `{"kty":"OKP","crv":"Ed25519","x":..}`.
+    pub jwk: String,
+}
+
+/// Signature checks done by the runtime's native crypto (WebCrypto's
+/// `crypto.subtle.verify` on Workers), for the asymmetric JWT algorithms.
+/// Parsing and claims stay in the core; so does the decision to trust a
+/// key.
+#[allow(async_fn_in_trait)] // wasm futures are !Send; callers never need Send.
+pub trait SignatureChecks {
+    /// Whether `signature` is `key`'s signature over `signed` under `alg`
+    /// (a JWS name: RS256, PS384, ES256, EdDSA, ...). `None` when the
+    /// platform has no check of its own for it, or its check could not
+    /// run: the core's pure-Rust check then decides.
+    async fn check_signature(
+        &self,
+        alg: &str,
+        key: &PublicJwk,
+        signed: &[u8],
+        signature: &[u8],
+    ) -> Option<bool>;
+}
+
 /// Everything the gateway needs from its runtime, as one cheap handle.
 pub trait Platform:
     Clock
@@ -315,6 +346,7 @@ pub trait Platform:
     + Secrets
     + RateLimitStore
     + Wakeups
+    + SignatureChecks
     + Clone
     + 'static
 {
@@ -333,6 +365,7 @@ impl<T> Platform for T where
         + Secrets
         + RateLimitStore
         + Wakeups
+        + SignatureChecks
         + Clone
         + 'static
 {

@@ -107,6 +107,15 @@ try {
       await measure("portico-apikey-leased", `${portico.url}/apikey-leased/bench/x`, [["X-API-Key", demoKey.key]]),
     );
     results.push(await measure("portico-jwt", `${portico.url}/jwt/bench/x`, [["Authorization", `Bearer ${tokens.ES256}`]]));
+    // A signature check on every request (the issuer keeps no verified
+    // tokens): what a new token costs.
+    for (const alg of ["ES256", "RS256"]) {
+      results.push(
+        await measure(`portico-jwt-${alg.toLowerCase()}-uncached`, `${portico.url}/jwt-uncached/bench/x`, [
+          ["Authorization", `Bearer ${tokens[alg]}`],
+        ]),
+      );
+    }
     results.push(
       await measure("portico-jwt-hs256", `${portico.url}/jwt-hs256/bench/x`, [["Authorization", `Bearer ${tokens.HS256}`]]),
     );

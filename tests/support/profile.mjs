@@ -8,7 +8,8 @@
 //                                  [--top 25]
 //
 // Targets: portico-route, portico-apikey, portico-jwt-hs256, js-gateway,
-// js-gateway-jwt. For wasm function names, build the worker with
+// js-gateway-jwt, and portico-jwt-{es256,rs256,eddsa} with (`-uncached`)
+// and without a signature check on every request. For wasm function names, build the worker with
 // `CARGO_PROFILE_RELEASE_STRIP=none` and wasm-opt `-g`; otherwise wasm
 // frames show as `wasm-function[N]`.
 
@@ -39,6 +40,14 @@ const targets = {
     headers: [["Authorization", `Bearer ${tokens.HS256}`]],
   },
   "js-gateway": { start: startJsGateway, worker: "", path: "/apikey/bench/x", headers: [["X-API-Key", demoKey.key]] },
+  // Every request verifies its token's signature (an issuer that keeps no
+  // verified tokens), and with a cached token for comparison.
+  ...Object.fromEntries(
+    ["ES256", "RS256", "EdDSA"].flatMap((alg) => [
+      [`portico-jwt-${alg.toLowerCase()}-uncached`, { start: startPortico, worker: "portico", path: "/jwt-uncached/bench/x", headers: [["Authorization", `Bearer ${tokens[alg]}`]] }],
+      [`portico-jwt-${alg.toLowerCase()}`, { start: startPortico, worker: "portico", path: "/jwt/bench/x", headers: [["Authorization", `Bearer ${tokens[alg]}`]] }],
+    ]),
+  ),
   "js-gateway-jwt": { start: startJsGateway, worker: "", path: "/jwt/bench/x", headers: [["Authorization", `Bearer ${tokens.HS256}`]] },
 };
 const target = targets[TARGET];

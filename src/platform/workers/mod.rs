@@ -22,8 +22,8 @@ use web_sys::ReadableStream;
 
 use super::{
     Background, Bodies, BodyPair, Clock, FetchError, FetchOptions, HttpClient, KvNamespace,
-    KvStore, LogSink, MetricsSink, PlatformError, Randomness, RateLimitStore, ResponseCache,
-    Secrets, Timer, UnixMillis, Waiting, Wakeup, Wakeups,
+    KvStore, LogSink, MetricsSink, PlatformError, PublicJwk, Randomness, RateLimitStore,
+    ResponseCache, Secrets, SignatureChecks, Timer, UnixMillis, Waiting, Wakeup, Wakeups,
 };
 use crate::body::Body;
 use crate::observe::events::{Event, Level};
@@ -414,6 +414,33 @@ impl Wakeups for WorkersPlatform {
             }),
             Box::pin(waiting),
         )
+    }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/platform/workers/webcrypto.js")]
+extern "C" {
+    fn portico_verify(
+        alg: &str,
+        id: &str,
+        jwk: &str,
+        signed: &[u8],
+        signature: &[u8],
+    ) -> js_sys::Promise;
+}
+
+/// WebCrypto's native RSA, ECDSA and EdDSA (webcrypto.js): an imported
+/// key is kept for the isolate's life, so a new token costs one
+/// `crypto.subtle.verify`.
+impl SignatureChecks for WorkersPlatform {
+    async fn check_signature(
+        &self,
+        alg: &str,
+        key: &PublicJwk,
+        signed: &[u8],
+        signature: &[u8],
+    ) -> Option<bool> {
+        let verdict = portico_verify(alg, &key.id, &key.jwk, signed, signature);
+        JsFuture::from(verdict).await.ok()?.as_bool()
     }
 }
 
