@@ -108,6 +108,11 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
         self.order.clear();
     }
 
+    /// Drop `key`'s entry (its place in the order is skipped from now on).
+    pub fn remove(&mut self, key: &K) {
+        self.entries.remove(key);
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }

@@ -690,6 +690,9 @@ fn operators_purge_a_route_or_a_shared_url_in_this_data_centre() {
     };
 
     get(&harness, "http://gw.example/catalog/1?b=2&a=1", &[]);
+    // A hit: this isolate now holds its own copy too, which the purge
+    // drops as well.
+    get(&harness, "http://gw.example/catalog/1?b=2&a=1", &[]);
     get(&harness, "http://gw.example/catalog/2", &[]);
     let by_url = purge("urls?url=http%3A%2F%2Fgw.example%2Fcatalog%2F1%3Fa%3D1%26b%3D2");
     assert_eq!(by_url.status(), StatusCode::OK);
@@ -749,4 +752,69 @@ fn another_isolate_sees_a_route_purge_within_the_epoch_time() {
     );
     harness.platform.advance(portico::phases::cache::EPOCH_TTL);
     assert!(cache_status(&via_other(&harness)).contains("uri-miss"));
+}
+
+#[test]
+fn a_hot_entry_is_answered_from_the_isolates_own_copy_for_at_most_a_second() {
+    let harness = thirty_seconds();
+    get(&harness, "http://gw.example/catalog/1", &[]);
+    harness.platform.advance(Duration::from_secs(2));
+    let from_cache = get(&harness, "http://gw.example/catalog/1", &[]);
+    assert_eq!(cache_status(&from_cache), "Portico; hit; ttl=28");
+
+    // The data centre's cache is not asked again within the second: a
+    // lookup would fail now.
+    harness.platform.fail_cache(Some("cache unavailable"));
+    harness.platform.advance(Duration::from_millis(900));
+    let from_memory = get(&harness, "http://gw.example/catalog/1", &[]);
+    assert_eq!(from_memory.status(), StatusCode::OK);
+    assert_eq!(cache_status(&from_memory), "Portico; hit; ttl=28");
+    assert_eq!(header(from_memory.headers(), "age"), Some("2"));
+    assert_eq!(body_json(&from_memory), body_json(&from_cache));
+    assert!(!from_memory.headers().contains_key("x-portico-cache"));
+    let head = harness.send(request(Method::HEAD, "http://gw.example/catalog/1", &[]));
+    assert_eq!(cache_status(&head), "Portico; hit; ttl=28");
+    assert_eq!(origin_calls(&harness), 1);
+
+    // After the second, the lookup is made again (and here fails: a miss).
+    harness.platform.advance(Duration::from_millis(200));
+    let after = get(&harness, "http://gw.example/catalog/1", &[]);
+    assert_eq!(after.status(), StatusCode::OK);
+    assert!(
+        cache_status(&after).contains("fwd="),
+        "{}",
+        cache_status(&after)
+    );
+    assert_eq!(origin_calls(&harness), 2);
+}
+
+#[test]
+fn a_copy_is_kept_for_small_bodies_only_and_never_past_freshness() {
+    let harness = cached(json!({ "ttl_seconds": 30, "max_body_bytes": 200_000 }));
+    chunked_origin(&harness, 100_000);
+    get(&harness, "http://gw.example/catalog/big", &[]);
+    let hit = get(&harness, "http://gw.example/catalog/big", &[]);
+    assert_eq!(cache_status(&hit), "Portico; hit; ttl=30");
+    assert_eq!(common::body_bytes(&hit).len(), 100_000);
+    harness.platform.fail_cache(Some("cache unavailable"));
+    let next = get(&harness, "http://gw.example/catalog/big", &[]);
+    assert!(
+        cache_status(&next).contains("fwd="),
+        "100 KB is not kept in memory"
+    );
+    assert_eq!(origin_calls(&harness), 2);
+
+    // An entry fresh for less than a second more is held no longer.
+    let brief = cached(json!({ "ttl_seconds": 1, "stale_while_revalidate_seconds": 30 }));
+    get(&brief, "http://gw.example/catalog/1", &[]);
+    brief.platform.advance(Duration::from_millis(500));
+    get(&brief, "http://gw.example/catalog/1", &[]);
+    brief.platform.advance(Duration::from_millis(600));
+    let stale = get(&brief, "http://gw.example/catalog/1", &[]);
+    assert_eq!(
+        cache_status(&stale),
+        "Portico; hit; ttl=0",
+        "stale: served from the data centre's cache while it is refreshed"
+    );
+    assert_eq!(origin_calls(&brief), 2, "one refresh");
 }

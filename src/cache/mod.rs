@@ -14,6 +14,8 @@
 //! - [`conditional`]: `If-None-Match` and `If-Modified-Since` answered
 //!   from an entry with 304.
 //! - [`status`]: the `Cache-Status` field (RFC 9211) and the log's word.
+//! - [`hot`]: an isolate's own short-lived copies of small entries it
+//!   just served, so a hot key's next hits need no cache lookup.
 //! - [`coalesce`]: concurrent misses for one key in one isolate make one
 //!   upstream request; the others share its response.
 //!
@@ -28,6 +30,7 @@ use http::HeaderName;
 pub mod coalesce;
 pub mod conditional;
 pub mod entry;
+pub mod hot;
 pub mod key;
 pub mod status;
 

@@ -25,6 +25,7 @@ use crate::cache::CachePolicy;
 use crate::cache::coalesce::{Lead, Turn};
 use crate::cache::conditional::{not_modified, not_modified_headers};
 use crate::cache::entry::{self, Lifetime, Meta, State, Storability};
+use crate::cache::hot::{self, Hot};
 use crate::cache::key::{KeyInput, cache_key};
 use crate::cache::status::{CacheOutcome, Forward};
 use crate::config::Config;
@@ -34,6 +35,7 @@ use crate::phases::{forward, upstream};
 use crate::pipeline::Isolate;
 use crate::pipeline::context::RequestCtx;
 use crate::pipeline::flow::Flow;
+use crate::platform::UnixMillis;
 use crate::platform::{FetchError, Platform};
 use crate::upstream::single;
 
@@ -104,6 +106,11 @@ pub async fn lookup<P: Platform>(
     }
 
     let now = platform.now();
+    let hot = isolate.hot_entries.borrow_mut().answer(&cache.key, now);
+    if let Hot::Answer(copy, ttl) = hot {
+        cache.outcome = CacheOutcome::Hit { ttl };
+        return Ok(answer(ctx, cache, copy));
+    }
     let found = match platform.cache_match(&cache.key).await {
         Ok(found) => found,
         Err(error) => {
@@ -116,8 +123,15 @@ pub async fn lookup<P: Platform>(
             None => cache.outcome = CacheOutcome::forwarded(Forward::Miss),
             Some(meta) => match meta.state(now) {
                 State::Fresh { ttl } => {
-                    cache.outcome = CacheOutcome::Hit { ttl };
-                    return Ok(answer(ctx, cache, stored));
+                    match keep_hot(isolate, platform, &route.id, &cache.key, now, meta, stored)
+                        .await
+                    {
+                        Some(stored) => {
+                            cache.outcome = CacheOutcome::Hit { ttl };
+                            return Ok(answer(ctx, cache, stored));
+                        }
+                        None => cache.outcome = CacheOutcome::forwarded(Forward::Miss),
+                    }
                 }
                 State::StaleWhileRevalidate { ttl } => {
                     refresh(isolate, platform, config, ctx, &cache);
@@ -137,6 +151,8 @@ pub async fn lookup<P: Platform>(
             },
         }
     }
+    // A fresh entry renewed the isolate's copy above; anything else ends it.
+    isolate.hot_entries.borrow_mut().forget(&cache.key);
 
     if ctx.method == Method::GET {
         // The leader's origin call, then reading its body for the cache.
@@ -156,6 +172,47 @@ pub async fn lookup<P: Platform>(
     }
     ctx.cache = Some(cache);
     Ok(Flow::Continue)
+}
+
+/// Keep the isolate's own copy of a fresh entry just read from the cache,
+/// when its body is small enough ([`hot::MAX_BYTES`], by its stored
+/// `Content-Length`): the entry, its body now in memory. A body that fails
+/// to read is a cache failure (`None`), and the request goes to the origin.
+async fn keep_hot<P: Platform>(
+    isolate: &Isolate,
+    platform: &P,
+    route_id: &str,
+    key: &str,
+    now: UnixMillis,
+    meta: Meta,
+    stored: http::Response<Body<P::Stream>>,
+) -> Option<http::Response<Body<P::Stream>>> {
+    let small = stored
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .is_some_and(|length| length <= hot::MAX_BYTES);
+    if !small {
+        return Some(stored);
+    }
+    let (parts, body) = stored.into_parts();
+    match platform.read_body(body, hot::MAX_BYTES).await {
+        Ok(bytes) => {
+            isolate.hot_entries.borrow_mut().keep(
+                key,
+                now,
+                meta,
+                parts.status,
+                &parts.headers,
+                bytes.clone(),
+            );
+            Some(http::Response::from_parts(parts, Body::Full(bytes)))
+        }
+        Err(error) => {
+            failed(platform, route_id, "match", &error.to_string());
+            None
+        }
+    }
 }
 
 /// Serve a stored response: 304 when the client's copy is current.
@@ -529,6 +586,7 @@ pub async fn purge_url<P: Platform>(
             identity: None,
         },
     );
+    isolate.hot_entries.borrow_mut().forget(&key);
     let deleted = platform
         .cache_delete(&key)
         .await

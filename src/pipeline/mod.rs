@@ -46,6 +46,7 @@ use crate::admin;
 use crate::auth::AuthState;
 use crate::body::Body;
 use crate::cache::coalesce::Coalescer;
+use crate::cache::hot::HotEntries;
 use crate::config::ConfigSource;
 use crate::error::GatewayError;
 use crate::phases::{
@@ -76,6 +77,8 @@ pub struct Isolate {
     pub cache_refreshing: RefCell<HashSet<String>>,
     /// Routes' purge epochs in this data centre, as last read.
     pub cache_epochs: RefCell<TtlCache<String, u64>>,
+    /// Copies of small cache entries this isolate just served.
+    pub hot_entries: RefCell<HotEntries>,
     /// Wrong admin tokens seen lately (the operators' API throttle).
     pub admin: admin::AdminThrottle,
     /// Balanced services' targets: load, health, turns, retry budgets.
@@ -91,6 +94,7 @@ impl Default for Isolate {
             coalescer: Rc::default(),
             cache_refreshing: RefCell::default(),
             cache_epochs: RefCell::new(TtlCache::new(1_000)),
+            hot_entries: RefCell::default(),
             admin: admin::AdminThrottle::default(),
             balancers: Balancers::default(),
         }
