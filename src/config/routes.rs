@@ -11,10 +11,13 @@ use super::{
     NAME_RULE, Route, Service, aggregate, auth, balancing, cache, carry, cors, is_name, rate_limit,
     services, transform,
 };
+use crate::auth::RouteAuth;
+use crate::cache::CachePolicy;
 use crate::cors::CorsPolicy;
 use crate::routing::{
     HostPattern, MethodSet, PathPattern, PathTransform, RouteConflict, RouteSpec, RouteTable,
 };
+use crate::transform::RouteTransform;
 use crate::upstream::Upstream;
 use crate::upstream::balanced::HashOn;
 
@@ -94,41 +97,8 @@ fn check_route(
         .auth
         .as_ref()
         .map(|policy| auth::check_route_auth(policy, at, context.auth, issues));
-    let service = match (&document.service, &document.aggregate) {
-        (Some(_), None) => check_service(document, at, context, issues),
-        (None, Some(aggregate)) => {
-            if document.strip_prefix.is_some() || document.rewrite.is_some() {
-                issues.push(
-                    at.to_owned(),
-                    "an aggregate's legs give their own paths; 'strip_prefix' and 'rewrite' do not apply",
-                );
-            }
-            let captures = spec
-                .as_ref()
-                .map(|spec| spec.path.capture_names())
-                .unwrap_or_default();
-            aggregate::check_aggregate(
-                aggregate,
-                &aggregate::RouteContext {
-                    route_id: &document.id,
-                    captures: &captures,
-                    services: context.services,
-                    auth: route_auth.as_ref().and_then(|auth| auth.as_ref()),
-                    cache_defaults: context.cache,
-                    max_legs: context.settings.max_aggregate_legs,
-                },
-                at,
-                issues,
-            )
-        }
-        _ => {
-            issues.push(
-                at.to_owned(),
-                "give 'service' (one upstream) or 'aggregate' (several), exactly one",
-            );
-            None
-        }
-    };
+    let auth = route_auth.as_ref().and_then(Option::as_ref);
+    let service = check_upstream(document, spec.as_ref(), auth, at, context, issues);
     let timeout = services::check_timeout(
         document.timeout_ms,
         service.as_ref().map_or(Duration::ZERO, |s| s.timeout),
@@ -157,18 +127,7 @@ fn check_route(
             issues,
         )
     });
-    if document.transform.is_some() && document.aggregate.is_some() {
-        issues.push(
-            format!("{at}.transform"),
-            "an aggregate's legs shape their own answers ('take', 'allow', 'deny', 'rename'); 'transform' applies to routes with a 'service'",
-        );
-    }
-    if document.retry.is_some() && document.aggregate.is_some() {
-        issues.push(
-            format!("{at}.retry"),
-            "an aggregate's legs are each tried once; 'retry' applies to routes with a 'service'",
-        );
-    }
+    check_service_only_fields(document, at, issues);
     let own_retry = document
         .retry
         .as_ref()
@@ -188,22 +147,15 @@ fn check_route(
         ),
         _ => None,
     };
-    let transformation = match (&document.transform, &spec) {
-        (Some(rules), Some(spec)) => transform::check_transform(
-            rules,
-            &transform::RouteFacts {
-                pattern: &spec.path,
-                auth: route_auth.as_ref().and_then(|auth| auth.as_ref()),
-                cache: cache.as_deref(),
-                settings: context.settings,
-                identity_prefix: context.auth.settings.identity_headers.prefix(),
-            },
-            at,
-            issues,
-        )
-        .map(Rc::new),
-        _ => None,
-    };
+    let transformation = check_transformation(
+        document,
+        spec.as_ref(),
+        auth,
+        cache.as_deref(),
+        at,
+        context,
+        issues,
+    );
     let websocket = carry::check_websocket(
         document,
         spec.as_ref().map(|spec| &spec.methods),
@@ -242,6 +194,98 @@ fn check_route(
         websocket,
         max_body_bytes,
     })
+}
+
+/// The route's upstream: one service, or an aggregate of legs.
+fn check_upstream(
+    document: &RouteDocument,
+    spec: Option<&RouteSpec>,
+    auth: Option<&RouteAuth>,
+    at: &str,
+    context: &Context<'_>,
+    issues: &mut Issues,
+) -> Option<Rc<Service>> {
+    match (&document.service, &document.aggregate) {
+        (Some(_), None) => check_service(document, at, context, issues),
+        (None, Some(aggregate)) => {
+            if document.strip_prefix.is_some() || document.rewrite.is_some() {
+                issues.push(
+                    at.to_owned(),
+                    "an aggregate's legs give their own paths; 'strip_prefix' and 'rewrite' do not apply",
+                );
+            }
+            let captures = spec
+                .as_ref()
+                .map(|spec| spec.path.capture_names())
+                .unwrap_or_default();
+            aggregate::check_aggregate(
+                aggregate,
+                &aggregate::RouteContext {
+                    route_id: &document.id,
+                    captures: &captures,
+                    services: context.services,
+                    auth,
+                    cache_defaults: context.cache,
+                    max_legs: context.settings.max_aggregate_legs,
+                },
+                at,
+                issues,
+            )
+        }
+        _ => {
+            issues.push(
+                at.to_owned(),
+                "give 'service' (one upstream) or 'aggregate' (several), exactly one",
+            );
+            None
+        }
+    }
+}
+
+/// Fields that only a route with a `service` can use.
+fn check_service_only_fields(document: &RouteDocument, at: &str, issues: &mut Issues) {
+    if document.aggregate.is_none() {
+        return;
+    }
+    if document.transform.is_some() {
+        issues.push(
+            format!("{at}.transform"),
+            "an aggregate's legs shape their own answers ('take', 'allow', 'deny', 'rename'); 'transform' applies to routes with a 'service'",
+        );
+    }
+    if document.retry.is_some() {
+        issues.push(
+            format!("{at}.retry"),
+            "an aggregate's legs are each tried once; 'retry' applies to routes with a 'service'",
+        );
+    }
+}
+
+/// The route's request and response transformation, with what it may
+/// refer to (the path's captures, the identity, the cache policy).
+fn check_transformation(
+    document: &RouteDocument,
+    spec: Option<&RouteSpec>,
+    auth: Option<&RouteAuth>,
+    cache: Option<&CachePolicy>,
+    at: &str,
+    context: &Context<'_>,
+    issues: &mut Issues,
+) -> Option<Rc<RouteTransform>> {
+    let (rules, spec) = (document.transform.as_ref()?, spec?);
+    transform::check_transform(
+        rules,
+        &transform::RouteFacts {
+            pattern: &spec.path,
+            auth,
+            cache,
+            settings: context.settings,
+            identity_prefix: context.auth.settings.identity_headers.prefix(),
+        },
+        at,
+        issues,
+    )
+    .map(Rc::new)
 }
 
 /// A `consistent_hash` service's key must exist on every route to it: a
