@@ -5,7 +5,8 @@ use std::time::Duration;
 use super::duration::parse_duration;
 use super::error::Issues;
 use super::wire::{
-    AlgorithmName, FailedAttemptsDocument, OnFailure, PolicyDocument, RateLimitDocument,
+    AlgorithmName, FailedAttemptsDocument, LeaseDocument, OnFailure, PolicyDocument,
+    RateLimitDocument,
 };
 use crate::ratelimit::{
     Algorithm, DEFAULT_IPV6_PREFIX, FailurePolicy, HeaderFamilies, Lease, MAX_LIMIT,
@@ -63,24 +64,7 @@ fn check_policy(
         }
     };
     let buckets = matches!(algorithm, Algorithm::TokenBucket | Algorithm::Gcra);
-    let burst = match document.burst {
-        None => document.limit,
-        Some(_) if !buckets => {
-            issues.push(
-                format!("{at}.burst"),
-                "applies to token_bucket and gcra only",
-            );
-            document.limit
-        }
-        Some(burst) if (1..=MAX_LIMIT).contains(&burst) => burst,
-        Some(_) => {
-            issues.push(
-                format!("{at}.burst"),
-                format!("must be between 1 and {MAX_LIMIT}"),
-            );
-            document.limit
-        }
-    };
+    let burst = check_burst(document, buckets, at, issues);
     let cost = document.cost.unwrap_or(1);
     let capacity = if buckets { burst } else { document.limit };
     if cost == 0 || cost > capacity {
@@ -91,72 +75,12 @@ fn check_policy(
             ),
         );
     }
-    if document.scope.is_empty() {
-        issues.push(
-            format!("{at}.scope"),
-            "name at least one of key, user, ip, route",
-        );
-    }
-    for (index, part) in document.scope.iter().enumerate() {
-        if document
-            .scope
-            .iter()
-            .take(index)
-            .any(|earlier| earlier == part)
-        {
-            issues.push(format!("{at}.scope[{index}]"), "is listed twice");
-        }
-        if matches!(part, ScopePart::Key | ScopePart::User) && !authenticated {
-            issues.push(
-                format!("{at}.scope[{index}]"),
-                "counts per caller, but the route has no 'auth' policy to say who the caller is",
-            );
-        }
-    }
-    let lease = document.lease.as_ref().map(|lease| {
-        if !(2..=100_000).contains(&lease.size) || lease.size > capacity {
-            issues.push(
-                format!("{at}.lease.size"),
-                format!("must be between 2 and the capacity ({capacity}), at most 100000"),
-            );
-        }
-        let ttl = match lease.ttl.as_deref().map(parse_duration) {
-            None => Duration::from_secs(1),
-            Some(Ok(ttl)) if ttl >= Duration::from_millis(10) && ttl <= Duration::from_secs(60) => {
-                ttl
-            }
-            Some(Ok(_)) => {
-                issues.push(format!("{at}.lease.ttl"), "must be between 10ms and 60s");
-                Duration::from_secs(1)
-            }
-            Some(Err(reason)) => {
-                issues.push(format!("{at}.lease.ttl"), reason);
-                Duration::from_secs(1)
-            }
-        };
-        Lease {
-            size: lease.size,
-            ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(1000),
-        }
-    });
-    let ipv6_prefix = match document.ipv6_prefix {
-        None => DEFAULT_IPV6_PREFIX,
-        Some(_) if !document.scope.contains(&ScopePart::Ip) => {
-            issues.push(
-                format!("{at}.ipv6_prefix"),
-                "applies to policies that count per 'ip' only",
-            );
-            DEFAULT_IPV6_PREFIX
-        }
-        Some(bits) if (1..=128).contains(&bits) => bits,
-        Some(bits) => {
-            issues.push(
-                format!("{at}.ipv6_prefix"),
-                format!("must be a prefix length from 1 to 128, got {bits}"),
-            );
-            DEFAULT_IPV6_PREFIX
-        }
-    };
+    check_scope(&document.scope, authenticated, at, issues);
+    let lease = document
+        .lease
+        .as_ref()
+        .map(|lease| check_lease(lease, capacity, at, issues));
+    let ipv6_prefix = check_ipv6_prefix(document, at, issues);
     if issues.len() != before {
         return None;
     }
@@ -174,6 +98,100 @@ fn check_policy(
     );
     policy.ipv6_prefix = ipv6_prefix;
     Some(policy)
+}
+
+/// `burst`: a bucket's capacity (the limit when not given).
+fn check_burst(document: &PolicyDocument, buckets: bool, at: &str, issues: &mut Issues) -> u64 {
+    match document.burst {
+        None => document.limit,
+        Some(_) if !buckets => {
+            issues.push(
+                format!("{at}.burst"),
+                "applies to token_bucket and gcra only",
+            );
+            document.limit
+        }
+        Some(burst) if (1..=MAX_LIMIT).contains(&burst) => burst,
+        Some(_) => {
+            issues.push(
+                format!("{at}.burst"),
+                format!("must be between 1 and {MAX_LIMIT}"),
+            );
+            document.limit
+        }
+    }
+}
+
+/// `scope`: at least one part, none twice, and per-caller parts only
+/// where the route says who the caller is.
+fn check_scope(scope: &[ScopePart], authenticated: bool, at: &str, issues: &mut Issues) {
+    if scope.is_empty() {
+        issues.push(
+            format!("{at}.scope"),
+            "name at least one of key, user, ip, route",
+        );
+    }
+    for (index, part) in scope.iter().enumerate() {
+        if scope.iter().take(index).any(|earlier| earlier == part) {
+            issues.push(format!("{at}.scope[{index}]"), "is listed twice");
+        }
+        if matches!(part, ScopePart::Key | ScopePart::User) && !authenticated {
+            issues.push(
+                format!("{at}.scope[{index}]"),
+                "counts per caller, but the route has no 'auth' policy to say who the caller is",
+            );
+        }
+    }
+}
+
+/// `lease`: units an isolate may take ahead, within the capacity, and for
+/// how long.
+fn check_lease(lease: &LeaseDocument, capacity: u64, at: &str, issues: &mut Issues) -> Lease {
+    if !(2..=100_000).contains(&lease.size) || lease.size > capacity {
+        issues.push(
+            format!("{at}.lease.size"),
+            format!("must be between 2 and the capacity ({capacity}), at most 100000"),
+        );
+    }
+    let ttl = match lease.ttl.as_deref().map(parse_duration) {
+        None => Duration::from_secs(1),
+        Some(Ok(ttl)) if ttl >= Duration::from_millis(10) && ttl <= Duration::from_secs(60) => ttl,
+        Some(Ok(_)) => {
+            issues.push(format!("{at}.lease.ttl"), "must be between 10ms and 60s");
+            Duration::from_secs(1)
+        }
+        Some(Err(reason)) => {
+            issues.push(format!("{at}.lease.ttl"), reason);
+            Duration::from_secs(1)
+        }
+    };
+    Lease {
+        size: lease.size,
+        ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(1000),
+    }
+}
+
+/// `ipv6_prefix`: how many leading bits of an IPv6 address count as one
+/// client (for `ip` scopes only).
+fn check_ipv6_prefix(document: &PolicyDocument, at: &str, issues: &mut Issues) -> u8 {
+    match document.ipv6_prefix {
+        None => DEFAULT_IPV6_PREFIX,
+        Some(_) if !document.scope.contains(&ScopePart::Ip) => {
+            issues.push(
+                format!("{at}.ipv6_prefix"),
+                "applies to policies that count per 'ip' only",
+            );
+            DEFAULT_IPV6_PREFIX
+        }
+        Some(bits) if (1..=128).contains(&bits) => bits,
+        Some(bits) => {
+            issues.push(
+                format!("{at}.ipv6_prefix"),
+                format!("must be a prefix length from 1 to 128, got {bits}"),
+            );
+            DEFAULT_IPV6_PREFIX
+        }
+    }
 }
 
 pub(crate) fn check_rate_limit(
