@@ -118,7 +118,34 @@ pub(super) fn check_route_cache(
         &at,
         issues,
     );
-    let query = match (
+    let query = check_query(route, defaults, &at, issues);
+    let shared = route.shared.unwrap_or(false);
+    check_sharing(shared, auth, methods, &at, issues);
+    if issues.len() != before {
+        return None;
+    }
+    Some(Rc::new(CachePolicy {
+        ttl,
+        honor_origin,
+        statuses,
+        stale_while_revalidate,
+        stale_if_error,
+        max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+        vary_headers,
+        query,
+        shared,
+        generation: route.generation.unwrap_or(0),
+    }))
+}
+
+/// Which query parameters are part of the key.
+fn check_query(
+    route: &CacheDocument,
+    defaults: Option<&CacheDocument>,
+    at: &str,
+    issues: &mut Issues,
+) -> QueryKey {
+    match (
         route
             .query_params
             .as_ref()
@@ -130,15 +157,25 @@ pub(super) fn check_route_cache(
     ) {
         (Some(_), Some(_)) => {
             issues.push(
-                at.clone(),
+                at.to_owned(),
                 "give 'query_params' (only these) or 'ignore_query_params' (all but these), not both",
             );
             QueryKey::AllBut(Vec::new())
         }
         (Some(only), None) => QueryKey::Only(only.clone()),
         (None, ignored) => QueryKey::AllBut(ignored.cloned().unwrap_or_default()),
-    };
-    let shared = route.shared.unwrap_or(false);
+    }
+}
+
+/// Whether the policy fits the route: `shared` only where callers are
+/// known and their responses cannot differ, and a route that serves GET.
+fn check_sharing(
+    shared: bool,
+    auth: Option<&RouteAuth>,
+    methods: &MethodSet,
+    at: &str,
+    issues: &mut Issues,
+) {
     match auth {
         None if shared => issues.push(
             format!("{at}.shared"),
@@ -156,25 +193,10 @@ pub(super) fn check_route_cache(
     };
     if !serves_get {
         issues.push(
-            at.clone(),
+            at.to_owned(),
             "only GET (and HEAD) responses are cached, and this route does not accept GET",
         );
     }
-    if issues.len() != before {
-        return None;
-    }
-    Some(Rc::new(CachePolicy {
-        ttl,
-        honor_origin,
-        statuses,
-        stale_while_revalidate,
-        stale_if_error,
-        max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
-        vary_headers,
-        query,
-        shared,
-        generation: route.generation.unwrap_or(0),
-    }))
 }
 
 fn check_statuses(listed: Option<&Vec<u16>>, at: &str, issues: &mut Issues) -> Vec<u16> {
