@@ -14,8 +14,8 @@ use http::uri::PathAndQuery;
 
 use super::error::Issues;
 use super::wire::{
-    ActiveHealthDocument, BalanceAlgorithm, HashOnDocument, PassiveHealthDocument, RetryDocument,
-    RetryOnName, ServiceDocument, TargetDocument,
+    ActiveHealthDocument, BackoffDocument, BalanceAlgorithm, BudgetDocument, HashOnDocument,
+    PassiveHealthDocument, RetryDocument, RetryOnName, ServiceDocument, TargetDocument,
 };
 use crate::upstream::balanced::{Algorithm, Balanced, HashOn, Target};
 use crate::upstream::geo::{CONTINENTS, Place, code};
@@ -267,6 +267,52 @@ pub(super) fn check_retry(
             format!("tries in all, the first included: 1 to {MAX_ATTEMPTS}, got {attempts}"),
         );
     }
+    let on = check_retry_on(document, at, issues);
+    let per_try_timeout = document.per_try_timeout_ms.map(|ms| {
+        super::services::check_timeout(
+            Some(ms),
+            Duration::ZERO,
+            format!("{at}.per_try_timeout_ms"),
+            issues,
+        )
+    });
+    if on.timeout && per_try_timeout.is_none() {
+        issues.push(
+            format!("{at}.on"),
+            "retrying on timeout needs 'per_try_timeout_ms' shorter than the route's timeout, or the first try uses all of it",
+        );
+    }
+    let backoff = check_backoff(document.backoff.as_ref(), at, issues);
+    let max_body_bytes = document.max_body_bytes.unwrap_or(DEFAULT_RETRY_BODY_BYTES);
+    if max_body_bytes > MAX_RETRY_BODY_BYTES {
+        issues.push(
+            format!("{at}.max_body_bytes"),
+            format!(
+                "at most {MAX_RETRY_BODY_BYTES} bytes are kept for a retry, got {max_body_bytes}"
+            ),
+        );
+    }
+    let budget = check_budget(document.budget.as_ref(), at, issues);
+    if issues.len() != before {
+        return None;
+    }
+    Some(RetryPolicy {
+        attempts,
+        on,
+        per_try_timeout,
+        backoff,
+        methods: if document.non_idempotent == Some(true) {
+            RetryMethods::Any
+        } else {
+            RetryMethods::Idempotent
+        },
+        max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
+        budget: Some(budget),
+    })
+}
+
+/// What is retried: connection errors, timeouts, and which statuses.
+fn check_retry_on(document: &RetryDocument, at: &str, issues: &mut Issues) -> RetryOn {
     let names = document
         .on
         .clone()
@@ -292,28 +338,15 @@ pub(super) fn check_retry(
     }
     on.statuses.sort_unstable();
     on.statuses.dedup();
-    let per_try_timeout = document.per_try_timeout_ms.map(|ms| {
-        super::services::check_timeout(
-            Some(ms),
-            Duration::ZERO,
-            format!("{at}.per_try_timeout_ms"),
-            issues,
-        )
-    });
-    if on.timeout && per_try_timeout.is_none() {
-        issues.push(
-            format!("{at}.on"),
-            "retrying on timeout needs 'per_try_timeout_ms' shorter than the route's timeout, or the first try uses all of it",
-        );
-    }
+    on
+}
+
+/// The back-off between tries: from `base_ms`, doubling, to `max_ms`.
+fn check_backoff(document: Option<&BackoffDocument>, at: &str, issues: &mut Issues) -> Backoff {
     let base = document
-        .backoff
-        .as_ref()
         .and_then(|b| b.base_ms)
         .unwrap_or(DEFAULT_BACKOFF_BASE_MS);
     let max = document
-        .backoff
-        .as_ref()
         .and_then(|b| b.max_ms)
         .unwrap_or(DEFAULT_BACKOFF_MAX_MS.max(base));
     if base > MAX_BACKOFF_MS {
@@ -328,18 +361,15 @@ pub(super) fn check_retry(
             format!("from base_ms ({base}) to {MAX_BACKOFF_MS} milliseconds, got {max}"),
         );
     }
-    let max_body_bytes = document.max_body_bytes.unwrap_or(DEFAULT_RETRY_BODY_BYTES);
-    if max_body_bytes > MAX_RETRY_BODY_BYTES {
-        issues.push(
-            format!("{at}.max_body_bytes"),
-            format!(
-                "at most {MAX_RETRY_BODY_BYTES} bytes are kept for a retry, got {max_body_bytes}"
-            ),
-        );
+    Backoff {
+        base: Duration::from_millis(base),
+        max: Duration::from_millis(max),
     }
+}
+
+/// The retry budget: retries per request, and a floor.
+fn check_budget(document: Option<&BudgetDocument>, at: &str, issues: &mut Issues) -> BudgetPolicy {
     let ratio = document
-        .budget
-        .as_ref()
         .and_then(|b| b.ratio)
         .unwrap_or(DEFAULT_BUDGET_RATIO);
     if !(0.0..=1.0).contains(&ratio) {
@@ -349,8 +379,6 @@ pub(super) fn check_retry(
         );
     }
     let min_retries = document
-        .budget
-        .as_ref()
         .and_then(|b| b.min_retries)
         .unwrap_or(DEFAULT_BUDGET_MIN_RETRIES);
     if min_retries > MAX_BUDGET_MIN_RETRIES {
@@ -359,29 +387,11 @@ pub(super) fn check_retry(
             format!("at most {MAX_BUDGET_MIN_RETRIES}, got {min_retries}"),
         );
     }
-    if issues.len() != before {
-        return None;
+    BudgetPolicy {
+        // Kept within 0 to 1 (checked above), so the product fits.
+        ratio_millionths: (ratio.clamp(0.0, 1.0) * 1_000_000.0).round() as u32,
+        min_retries,
     }
-    Some(RetryPolicy {
-        attempts,
-        on,
-        per_try_timeout,
-        backoff: Backoff {
-            base: Duration::from_millis(base),
-            max: Duration::from_millis(max),
-        },
-        methods: if document.non_idempotent == Some(true) {
-            RetryMethods::Any
-        } else {
-            RetryMethods::Idempotent
-        },
-        max_body_bytes: usize::try_from(max_body_bytes).unwrap_or(usize::MAX),
-        budget: Some(BudgetPolicy {
-            // 0 to 1 checked above: the product fits.
-            ratio_millionths: (ratio * 1_000_000.0).round() as u32,
-            min_retries,
-        }),
-    })
 }
 
 fn check_passive(
