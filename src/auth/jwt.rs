@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::jwks::JwksSettings;
-use super::keys::{Token, VerifyingKey};
+use super::keys::{RiskyHeaderFields, Token, VerifyingKey};
 use super::state::{AuthState, CachedToken};
 use super::{AuthFailure, AuthMethod, Identity};
 use crate::platform::{Clock, HttpClient, LogSink, SignatureChecks, UnixMillis};
@@ -133,31 +133,8 @@ where
     let untrusted = Token::try_from(token)
         .map_err(|e| AuthFailure::Invalid(format!("malformed token: {e}")))?;
     let header = untrusted.header();
-    if header.other_fields.crit.is_some() {
-        return Err(invalid("token has a 'crit' header"));
-    }
-    if header.other_fields.jwk.is_some()
-        || header.other_fields.x5c.is_some()
-        || header.key_set_url.is_some()
-        || header.certificate_url.is_some()
-    {
-        return Err(invalid("token tries to name its own key (jwk/jku/x5u/x5c)"));
-    }
-    let claimed_issuer = untrusted
-        .deserialize_claims_unchecked::<Map<String, Value>>()
-        .ok()
-        .and_then(|claims| {
-            claims
-                .custom
-                .get("iss")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        });
-    let issuer = match claimed_issuer {
-        Some(iss) => issuers.iter().find(|i| i.issuer == iss),
-        None => None,
-    }
-    .ok_or_else(|| invalid("token issuer is not accepted here"))?;
+    refuse_risky_fields(header)?;
+    let issuer = claimed_issuer(&untrusted, issuers)?;
     let alg = untrusted.algorithm();
     if !issuer.algorithms.iter().any(|a| a == alg) {
         return Err(AuthFailure::Invalid(format!(
@@ -175,24 +152,7 @@ where
     }
     let kid = header.key_id.clone();
 
-    let keys = match &issuer.keys {
-        KeySource::Static(keys) => Rc::clone(keys),
-        KeySource::Jwks(settings) => {
-            let keys = state.jwks.keys(platform, settings).await?;
-            if candidates(&keys, alg, kid.as_deref()).is_empty() && kid.is_some() {
-                match state
-                    .jwks
-                    .refetch_for_unknown_kid(platform, settings)
-                    .await?
-                {
-                    Some(fresh) => fresh,
-                    None => keys,
-                }
-            } else {
-                keys
-            }
-        }
-    };
+    let keys = issuer_keys(platform, state, issuer, alg, kid.as_deref()).await?;
     let candidates = candidates(&keys, alg, kid.as_deref());
     if candidates.is_empty() {
         return Err(invalid("no key for this token's kid and algorithm"));
@@ -229,6 +189,75 @@ where
         );
     }
     Ok(identity)
+}
+
+/// A token may not name its own key, nor carry a critical extension.
+fn refuse_risky_fields(header: &jwt_compact::Header<RiskyHeaderFields>) -> Result<(), AuthFailure> {
+    let invalid = |reason: &str| AuthFailure::Invalid(reason.to_owned());
+    if header.other_fields.crit.is_some() {
+        return Err(invalid("token has a 'crit' header"));
+    }
+    if header.other_fields.jwk.is_some()
+        || header.other_fields.x5c.is_some()
+        || header.key_set_url.is_some()
+        || header.certificate_url.is_some()
+    {
+        return Err(invalid("token tries to name its own key (jwk/jku/x5u/x5c)"));
+    }
+    Ok(())
+}
+
+/// The configured issuer a token names in its (not yet verified) `iss`.
+fn claimed_issuer<'i>(
+    untrusted: &Token<'_>,
+    issuers: &'i [Rc<Issuer>],
+) -> Result<&'i Rc<Issuer>, AuthFailure> {
+    let invalid = |reason: &str| AuthFailure::Invalid(reason.to_owned());
+    let claimed_issuer = untrusted
+        .deserialize_claims_unchecked::<Map<String, Value>>()
+        .ok()
+        .and_then(|claims| {
+            claims
+                .custom
+                .get("iss")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        });
+    match claimed_issuer {
+        Some(iss) => issuers.iter().find(|i| i.issuer == iss),
+        None => None,
+    }
+    .ok_or_else(|| invalid("token issuer is not accepted here"))
+}
+
+/// The keys a token of `alg` with `kid` may be checked with: the
+/// issuer's own, or its JWKS (fetched again once for an unknown `kid`).
+async fn issuer_keys<P: Clock + HttpClient + LogSink>(
+    platform: &P,
+    state: &AuthState,
+    issuer: &Issuer,
+    alg: &str,
+    kid: Option<&str>,
+) -> Result<Rc<Vec<VerifyingKey>>, AuthFailure> {
+    let keys = match &issuer.keys {
+        KeySource::Static(keys) => Rc::clone(keys),
+        KeySource::Jwks(settings) => {
+            let keys = state.jwks.keys(platform, settings).await?;
+            if candidates(&keys, alg, kid).is_empty() && kid.is_some() {
+                match state
+                    .jwks
+                    .refetch_for_unknown_kid(platform, settings)
+                    .await?
+                {
+                    Some(fresh) => fresh,
+                    None => keys,
+                }
+            } else {
+                keys
+            }
+        }
+    };
+    Ok(keys)
 }
 
 /// `token`'s claims if `key` signed it. The runtime's own crypto checks
