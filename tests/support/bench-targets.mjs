@@ -115,7 +115,11 @@ export async function startJsCache(originUrl) {
  * by SHA-256 per request, a SQLite-backed Durable Object token bucket per
  * request over RPC, `hono/proxy`), bundled with esbuild as wrangler would.
  */
-export async function startJsGateway(originUrl, options = {}) {
+// The JavaScript gateway, bundled once per process (so a cold start
+// measures the Worker's start, not the bundler).
+let jsGatewayScript;
+async function jsGatewayBundle() {
+  if (jsGatewayScript) return jsGatewayScript;
   const { build } = await import("esbuild");
   const bundled = await build({
     entryPoints: [path.join(ROOT, "fixtures/bench/js-gateway.mjs")],
@@ -127,11 +131,17 @@ export async function startJsGateway(originUrl, options = {}) {
     external: ["cloudflare:workers"],
     write: false,
   });
+  jsGatewayScript = bundled.outputFiles[0].text;
+  return jsGatewayScript;
+}
+
+export async function startJsGateway(originUrl, options = {}) {
+  const script = await jsGatewayBundle();
   const port = await freePort();
   const mf = new Miniflare({
     ...options,
     modules: true,
-    script: bundled.outputFiles[0].text,
+    script,
     compatibilityDate,
     kvNamespaces: ["KEYS"],
     durableObjects: { BUCKET: { className: "TokenBucket", useSQLite: true } },

@@ -1,5 +1,6 @@
 // Cold start: how long until a freshly started Worker answers its first
-// request, for Portico and for the plain pass-through Worker, in workerd
+// request, for Portico, the plain pass-through Worker and the JavaScript
+// gateway (an API key and an exact limit, beside Portico's), in workerd
 // through Miniflare (startup, wasm compile and instantiate, config load
 // from KV, one proxied request), and for Portico under `wrangler dev`
 // (which adds wrangler's own startup). Medians of several starts.
@@ -10,7 +11,7 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 
-import { startOrigin, startPassthrough, startPortico } from "./bench-targets.mjs";
+import { demoKey, startJsGateway, startOrigin, startPassthrough, startPortico } from "./bench-targets.mjs";
 import { ROOT, freePort, pushConfig, startWrangler, writeTestWranglerConfig } from "./stack.mjs";
 
 const args = process.argv.slice(2);
@@ -18,11 +19,11 @@ const at = args.indexOf("--starts");
 const STARTS = at >= 0 ? Number(args[at + 1]) : 5;
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-async function firstAnswer(start, pathAndQuery) {
+async function firstAnswer(start, pathAndQuery, headers = {}) {
   const began = performance.now();
   const target = await start();
   try {
-    const response = await fetch(`${target.url}${pathAndQuery}`);
+    const response = await fetch(`${target.url}${pathAndQuery}`, { headers });
     await response.arrayBuffer();
     if (response.status !== 200) throw new Error(`first answer was ${response.status}`);
     return performance.now() - began;
@@ -34,12 +35,18 @@ async function firstAnswer(start, pathAndQuery) {
 const origin = await startOrigin();
 const rows = [];
 try {
-  for (const [name, start, route] of [
+  const withKey = { "X-API-Key": demoKey.key };
+  await startJsGateway(origin.url).then((warm) => warm.stop()); // bundle it before timing
+  for (const [name, start, route, headers] of [
     ["passthrough (Miniflare)", () => startPassthrough(origin.url), "/bench/x"],
     ["portico (Miniflare)", () => startPortico(origin.url), "/route/bench/x"],
+    // The first request with an API key and an exact limit: KV, the
+    // Durable Object and, for Portico, the config load as well.
+    ["js-gateway, API key and limit (Miniflare)", () => startJsGateway(origin.url), "/apikey/bench/x", withKey],
+    ["portico, API key and limit (Miniflare)", () => startPortico(origin.url), "/apikey/bench/x", withKey],
   ]) {
     const times = [];
-    for (let i = 0; i < STARTS; i += 1) times.push(await firstAnswer(start, route));
+    for (let i = 0; i < STARTS; i += 1) times.push(await firstAnswer(start, route, headers));
     rows.push({ name, ms: median(times), min: Math.min(...times), max: Math.max(...times) });
   }
 
