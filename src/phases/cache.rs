@@ -15,6 +15,7 @@
 //! A cache that fails (a lookup or a store that throws) is a miss and a
 //! log event, never an error for the client.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -491,15 +492,50 @@ fn epoch_key(route_id: &str) -> String {
     format!("https://cache.portico.internal/epoch/{route_id}")
 }
 
-/// The route's purge epoch in this data centre (0 until the first purge).
-pub async fn route_epoch<P: Platform>(isolate: &Isolate, platform: &P, route_id: &str) -> u64 {
-    let now = platform.now();
-    if let Some(epoch) = isolate
+/// A route's purge epoch as an isolate last read it.
+#[derive(Debug)]
+pub struct RouteEpoch {
+    value: u64,
+    /// Until when it is used without reading it again.
+    fresh_until: UnixMillis,
+    /// Whether a request is reading it again.
+    renewing: Cell<bool>,
+}
+
+impl RouteEpoch {
+    fn new(value: u64, now: UnixMillis) -> Rc<RouteEpoch> {
+        Rc::new(RouteEpoch {
+            value,
+            fresh_until: now.plus(EPOCH_TTL),
+            renewing: Cell::new(false),
+        })
+    }
+}
+
+/// Remember `epoch` for `route_id`: used as it is for [`EPOCH_TTL`], then
+/// for as long again by the other requests while one reads it anew.
+fn remember_epoch(isolate: &Isolate, route_id: &str, epoch: Rc<RouteEpoch>) {
+    let expires = epoch.fresh_until.plus(EPOCH_TTL);
+    isolate
         .cache_epochs
         .borrow_mut()
-        .get(&route_id.to_owned(), now)
+        .insert(route_id.to_owned(), epoch, expires);
+}
+
+/// The route's purge epoch in this data centre (0 until the first purge).
+/// Once the isolate's copy is [`EPOCH_TTL`] old, one request reads it
+/// again while the others go on with the copy, so a busy route does not
+/// send every request in flight to the cache at once.
+pub async fn route_epoch<P: Platform>(isolate: &Isolate, platform: &P, route_id: &str) -> u64 {
+    let now = platform.now();
+    let known = isolate
+        .cache_epochs
+        .borrow_mut()
+        .get(&route_id.to_owned(), now);
+    if let Some(known) = known
+        && (now < known.fresh_until || known.renewing.replace(true))
     {
-        return epoch;
+        return known.value;
     }
     let epoch = match platform.cache_match(&epoch_key(route_id)).await {
         Ok(Some(stored)) => platform
@@ -514,10 +550,7 @@ pub async fn route_epoch<P: Platform>(isolate: &Isolate, platform: &P, route_id:
             0
         }
     };
-    isolate
-        .cache_epochs
-        .borrow_mut()
-        .insert(route_id.to_owned(), epoch, now.plus(EPOCH_TTL));
+    remember_epoch(isolate, route_id, RouteEpoch::new(epoch, now));
     epoch
 }
 
@@ -540,11 +573,7 @@ pub async fn purge_route<P: Platform>(
         .cache_put(&epoch_key(route_id), stored)
         .await
         .map_err(|e| e.to_string())?;
-    isolate.cache_epochs.borrow_mut().insert(
-        route_id.to_owned(),
-        epoch,
-        platform.now().plus(EPOCH_TTL),
-    );
+    remember_epoch(isolate, route_id, RouteEpoch::new(epoch, platform.now()));
     Ok(epoch)
 }
 
@@ -600,4 +629,49 @@ fn failed<P: Platform>(platform: &P, route: &str, operation: &'static str, error
         operation,
         error: error.to_owned(),
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::platform::Clock;
+    use crate::platform::memory::MemoryPlatform;
+
+    #[test]
+    fn while_one_request_reads_the_epoch_again_the_others_use_the_copy() {
+        let (isolate, platform) = (Isolate::default(), MemoryPlatform::new());
+        remember_epoch(&isolate, "r", RouteEpoch::new(7, platform.now()));
+        platform.advance(EPOCH_TTL);
+        let known = isolate
+            .cache_epochs
+            .borrow_mut()
+            .get(&"r".to_owned(), platform.now());
+        // Another request is reading it (its lookup still in flight).
+        known.unwrap().renewing.set(true);
+        platform.fail_cache(Some("a lookup now would fail"));
+        assert_eq!(block_on(route_epoch(&isolate, &platform, "r")), 7);
+        platform.advance(EPOCH_TTL);
+        assert_eq!(
+            block_on(route_epoch(&isolate, &platform, "r")),
+            0,
+            "past the grace a request looks it up itself (failing: 0)"
+        );
+    }
+
+    #[test]
+    fn the_first_request_after_the_epoch_time_reads_a_purge_made_elsewhere() {
+        let (isolate, platform) = (Isolate::default(), MemoryPlatform::new());
+        assert_eq!(block_on(route_epoch(&isolate, &platform, "r")), 0);
+        let elsewhere = Isolate::default();
+        let purged = block_on(purge_route(&elsewhere, &platform, "r")).unwrap();
+        assert_eq!(
+            block_on(route_epoch(&isolate, &platform, "r")),
+            0,
+            "trusted a while"
+        );
+        platform.advance(EPOCH_TTL);
+        assert_eq!(block_on(route_epoch(&isolate, &platform, "r")), purged);
+    }
 }

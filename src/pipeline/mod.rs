@@ -76,7 +76,7 @@ pub struct Isolate {
     /// Keys a background request is refreshing.
     pub cache_refreshing: RefCell<HashSet<String>>,
     /// Routes' purge epochs in this data centre, as last read.
-    pub cache_epochs: RefCell<TtlCache<String, u64>>,
+    pub cache_epochs: RefCell<TtlCache<String, Rc<cache::RouteEpoch>>>,
     /// Copies of small cache entries this isolate just served.
     pub hot_entries: RefCell<HotEntries>,
     /// Wrong admin tokens seen lately (the operators' API throttle).

@@ -10,7 +10,7 @@
 // load from a third. Each target gets a warm-up, then several timed runs.
 //
 //   node tests/support/bench.mjs [--seconds 10] [--runs 3] [--connections 32]
-//                                [--only passthrough,portico-route]
+//                                [--only passthrough,portico-route] [--pace-ms 25]
 
 import { execFile } from "node:child_process";
 import fs from "node:fs";
@@ -35,11 +35,19 @@ const ONLY = option("--only", "")
 const OUT = path.join(ROOT, "target/bench");
 fs.mkdirSync(OUT, { recursive: true });
 
-async function wrk(url, seconds, headers = []) {
+// Each connection waits this long after each answer in the paced runs, so
+// every target gets about the same offered load, below what the
+// pass-through can serve: latency then compares without saturation.
+const PACE_MS = Number(option("--pace-ms", "25"));
+const PACED = path.join(OUT, "paced.lua");
+fs.writeFileSync(PACED, `function delay()\n  return ${PACE_MS}\nend\n`);
+
+async function wrk(url, seconds, headers = [], script = null) {
   const headerArgs = headers.flatMap(([name, value]) => ["-H", `${name}: ${value}`]);
+  const scriptArgs = script ? ["-s", script] : [];
   const { stdout } = await promisify(execFile)(
     "wrk",
-    ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", ...headerArgs, url],
+    ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", ...scriptArgs, ...headerArgs, url],
     { encoding: "utf8", maxBuffer: 1 << 20 },
   );
   const latency = (p) => {
@@ -74,19 +82,33 @@ async function measure(name, url, headers) {
   return result;
 }
 
+/** The same at a paced load (see PACE_MS): req/s, p50 and p99. */
+async function measurePaced(name, url, headers) {
+  if (ONLY.length > 0 && !ONLY.includes(name)) return null;
+  await wrk(url, 2, headers, PACED);
+  const runs = [];
+  for (let i = 0; i < RUNS; i += 1) runs.push(await wrk(url, SECONDS, headers, PACED));
+  const result = { name, rps: median(runs.map((r) => r.rps)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)) };
+  console.error(`${name}, paced: ${result.rps.toFixed(0)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms`);
+  return result;
+}
+
 const origin = await startOrigin();
 const results = [];
+const paced = [];
 try {
   results.push(await measure("direct", `${origin.url}/bench/x`));
   const passthrough = await startPassthrough(origin.url);
   try {
     results.push(await measure("passthrough", `${passthrough.url}/bench/x`));
+    paced.push(await measurePaced("passthrough", `${passthrough.url}/bench/x`));
   } finally {
     await passthrough.stop();
   }
   const jsCache = await startJsCache(origin.url);
   try {
     results.push(await measure("js-cache-hit", `${jsCache.url}/bench/x`));
+    paced.push(await measurePaced("js-cache-hit", `${jsCache.url}/bench/x`));
   } finally {
     await jsCache.stop();
   }
@@ -101,6 +123,7 @@ try {
   try {
     results.push(await measure("portico-route", `${portico.url}/route/bench/x`));
     results.push(await measure("portico-cache-hit", `${portico.url}/cached/bench/x`));
+    paced.push(await measurePaced("portico-cache-hit", `${portico.url}/cached/bench/x`));
     results.push(await measure("portico-aggregate", `${portico.url}/aggregate/x`));
     results.push(await measure("portico-apikey", `${portico.url}/apikey/bench/x`, [["X-API-Key", demoKey.key]]));
     results.push(
@@ -156,6 +179,18 @@ if (against.length > 0) {
     "| target | against | req/s ratio | p99 ratio |",
     "|---|---|---:|---:|",
     ...against.map(([a, b]) => `| ${a} | ${b} | ${ratio(byName[a].rps, byName[b].rps)} | ${ratio(byName[a].p99, byName[b].p99)} |`),
+  );
+}
+const pacedResults = paced.filter(Boolean);
+const pacedPassthrough = pacedResults.find((r) => r.name === "passthrough");
+if (pacedResults.length > 0) {
+  lines.push(
+    "",
+    `Paced: each of the ${CONNECTIONS} connections waits ${PACE_MS} ms after each answer, so the targets get about the same load, below saturation.`,
+    "",
+    "| target | req/s | p50 ms | p99 ms | p99 vs passthrough |",
+    "|---|---:|---:|---:|---:|",
+    ...pacedResults.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${ratio(r.p99, pacedPassthrough?.p99)} |`),
   );
 }
 const report = lines.join("\n");
