@@ -685,3 +685,38 @@ fn the_pure_rust_check_gives_the_corpus_verdicts() {
         assert!(key.public.is_some(), "{name}: the runtime gets the key");
     }
 }
+
+/// The JWK the runtime imports is the key's own public JWK, member for
+/// member (the form the corpus checks WebCrypto with), whatever form the
+/// config gave the key in.
+#[test]
+fn the_runtime_gets_the_keys_public_jwk_from_a_jwk_or_a_pem() {
+    for (name, members) in [
+        ("rsa", &["kty", "n", "e"][..]),
+        ("es256", &["kty", "crv", "x", "y"][..]),
+        ("eddsa", &["kty", "crv", "x"][..]),
+    ] {
+        let published = key_json(&format!("{name}.public.jwk.json"));
+        let from_pem = portico::auth::keys::VerifyingKey::from_pem(
+            &common::fixture(&format!("auth/keys/{name}.public.pem")),
+            None,
+        )
+        .unwrap();
+        for key in [
+            portico::auth::keys::VerifyingKey::from_jwk(&published).unwrap(),
+            from_pem,
+        ] {
+            let public = key.public.clone().expect("an asymmetric key");
+            let given: Value = serde_json::from_str(&public.jwk).unwrap();
+            for member in members {
+                assert_eq!(given[member], published[member], "{name}: {member}");
+            }
+            assert_eq!(
+                given.as_object().unwrap().len(),
+                members.len(),
+                "{name}: only those"
+            );
+            assert_eq!(public.id.len(), 64, "{name}: a SHA-256 in hex");
+        }
+    }
+}
