@@ -54,10 +54,11 @@ export async function startPortico(originUrl, options = {}) {
   return { url: `http://127.0.0.1:${port}`, stop: () => mf.dispose() };
 }
 
-export async function startPassthrough(originUrl) {
+export async function startPassthrough(originUrl, options = {}) {
   const port = await freePort();
   const origin = new URL(originUrl);
   const mf = new Miniflare({
+    ...options,
     modules: true,
     script: `export default {
       async fetch(request) {

@@ -18,7 +18,7 @@ import { promisify } from "node:util";
 
 import WebSocket from "ws";
 
-import { demoKey, startJsGateway, startOrigin, startPortico, tokens } from "./bench-targets.mjs";
+import { demoKey, startJsGateway, startOrigin, startPassthrough, startPortico, tokens } from "./bench-targets.mjs";
 import { freePort } from "./stack.mjs";
 
 const args = process.argv.slice(2);
@@ -31,6 +31,7 @@ const SECONDS = Number(option("--seconds", "10"));
 const TOP = Number(option("--top", "25"));
 
 const targets = {
+  passthrough: { start: startPassthrough, worker: "", path: "/bench/x", headers: [] },
   "portico-route": { start: startPortico, worker: "portico", path: "/route/bench/x", headers: [] },
   "portico-apikey": { start: startPortico, worker: "portico", path: "/apikey/bench/x", headers: [["X-API-Key", demoKey.key]] },
   "portico-jwt-hs256": {
