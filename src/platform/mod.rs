@@ -28,6 +28,9 @@ use crate::observe::metrics::MetricsPoint;
 use crate::ratelimit::object::{LimitCall, LimitReply};
 
 pub mod memory;
+// The handler executor the Workers adapter runs requests on; tested natively.
+#[cfg(any(test, all(target_arch = "wasm32", not(feature = "wasm-bench"))))]
+pub mod task;
 // The Workers adapter; left out of the wasm benchmark build, which runs in
 // plain V8 without the Workers runtime.
 #[cfg(all(target_arch = "wasm32", not(feature = "wasm-bench")))]

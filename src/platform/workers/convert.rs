@@ -31,8 +31,11 @@ function newHeaders(lines, from) {
   for (let i = from; i + 1 < lines.length; i += 2) headers.append(lines[i], lines[i + 1]);
   return headers;
 }
+// forEach, not for-of: on workerd the iterator costs about twice as much.
 function joinHeaders(head, headers) {
-  for (const [name, value] of headers) head += name + "\n" + value + "\n";
+  headers.forEach((value, name) => {
+    head += name + "\n" + value + "\n";
+  });
   return head;
 }
 export function portico_request_head(request) {
@@ -41,9 +44,8 @@ export function portico_request_head(request) {
 export function portico_response_head(response) {
   return joinHeaders(response.status + "\n", response.headers);
 }
-function applyChanges(headers, changes) {
-  const lines = changes.split("\n");
-  for (let i = 0; i + 1 < lines.length; ) {
+function applyChanges(headers, lines, from) {
+  for (let i = from; i + 1 < lines.length; ) {
     const op = lines[i];
     if (op === "d") {
       headers.delete(lines[i + 1]);
@@ -105,7 +107,7 @@ export function portico_fetch(head, arrived, body, timeoutMs, bodyLimit) {
   const lines = head.split("\n");
   // With the headers the request arrived with, the head lists only what
   // changed; else every header.
-  const headers = arrived === undefined ? newHeaders(lines, 2) : applyChanges(new Headers(arrived), lines.slice(2).join("\n"));
+  const headers = arrived === undefined ? newHeaders(lines, 2) : applyChanges(new Headers(arrived), lines, 2);
   const controller = new AbortController();
   const init = { method: lines[0], headers, redirect: "manual", signal: controller.signal };
   const state = { over: false };
@@ -125,7 +127,7 @@ export function portico_fetch(head, arrived, body, timeoutMs, bodyLimit) {
 }
 export function portico_response(head, arrived, body, webSocket) {
   const lines = head.split("\n");
-  const headers = arrived === undefined ? newHeaders(lines, 1) : applyChanges(new Headers(arrived), lines.slice(1).join("\n"));
+  const headers = arrived === undefined ? newHeaders(lines, 1) : applyChanges(new Headers(arrived), lines, 1);
   const init = { status: Number(lines[0]), headers };
   // A WebSocket the upstream accepted: handing it to the client's
   // response joins the two; the runtime relays frames and close codes.

@@ -2,10 +2,12 @@
 //! scheduled handler that runs balanced services' health checks. One
 //! [`Gateway`] lives per isolate, so the configuration cache and what the
 //! isolate knows about targets survive between requests.
+use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
 use worker::{Context, Env, ScheduleContext, ScheduledEvent, event};
 
 use super::WorkersPlatform;
-use super::convert;
+use super::{convert, settle};
 use crate::error::GatewayError;
 use crate::gateway::{Gateway, Inbound};
 use crate::observe::events::Event;
@@ -46,11 +48,25 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-// The raw request, not `worker::Request`: converting to that reads the
-// request's `cf` object, which the runtime builds on demand at a cost the
-// gateway does not need to pay.
-#[event(fetch)]
-async fn fetch(
+/// The fetch handler, exported as `fetch` for the entry module worker-build
+/// writes. Not workers-rs's `#[event(fetch)]`: that runs the handler on
+/// `wasm-bindgen-futures`, which queues a microtask for its first poll and
+/// for every wake-up; `settle::answer` polls in place where it is safe,
+/// and answers with the response itself when the handler never waited.
+/// The raw request, not `worker::Request`: converting to that reads the
+/// request's `cf` object, which the runtime builds on demand at a cost the
+/// gateway does not need to pay.
+#[wasm_bindgen]
+pub fn fetch(request: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
+    settle::answer(async move {
+        match handle(request, env, Context::new(ctx)).await {
+            Ok(response) => Ok(response.into()),
+            Err(error) => Err(js_sys::Error::new(&error.to_string()).into()),
+        }
+    })
+}
+
+async fn handle(
     request: web_sys::Request,
     env: Env,
     ctx: Context,

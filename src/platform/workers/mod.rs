@@ -11,13 +11,13 @@ mod convert;
 mod entry;
 mod random;
 mod rate_limiter;
+mod settle;
 
 use std::future::Future;
 use std::rc::Rc;
 
 use bytes::{Bytes, BytesMut};
 use wasm_bindgen::{JsCast, JsValue};
-use wasm_bindgen_futures::JsFuture;
 use web_sys::ReadableStream;
 
 use super::{
@@ -162,7 +162,7 @@ impl Bodies for WorkersPlatform {
         };
         let mut collected = BytesMut::new();
         loop {
-            let chunk = JsFuture::from(reader.read()).await;
+            let chunk = settle::settle(reader.read()).await;
             // A failed stream is over: nothing to cancel.
             guard.done = chunk.is_err();
             let chunk = chunk.map_err(unreadable)?;
@@ -231,7 +231,7 @@ impl HttpClient for WorkersPlatform {
             .get::<super::RequestBodyLimit>()
             .copied();
         let sent = convert::fetch(request, timeout_ms).map_err(FetchError::Unreachable)?;
-        match JsFuture::from(sent).await {
+        match settle::settle(sent).await {
             Ok(response) => convert::upstream_response(response.unchecked_into())
                 .map_err(FetchError::Unreachable),
             Err(error) if convert::is_timeout(&error) => Err(FetchError::Timeout(options.timeout)),
@@ -258,7 +258,7 @@ impl ResponseCache for WorkersPlatform {
         &self,
         key: &str,
     ) -> Result<Option<http::Response<Body<ReadableStream>>>, PlatformError> {
-        let found = JsFuture::from(default_cache()?.match_with_str(key))
+        let found = settle::settle(default_cache()?.match_with_str(key))
             .await
             .map_err(|e| js_failure(&e))?;
         if found.is_undefined() || found.is_null() {
@@ -278,14 +278,14 @@ impl ResponseCache for WorkersPlatform {
         response: http::Response<Body<ReadableStream>>,
     ) -> Result<(), PlatformError> {
         let response = convert::client_response(response).map_err(PlatformError)?;
-        JsFuture::from(default_cache()?.put_with_str(key, &response))
+        settle::settle(default_cache()?.put_with_str(key, &response))
             .await
             .map(|_| ())
             .map_err(|e| js_failure(&e))
     }
 
     async fn cache_delete(&self, key: &str) -> Result<bool, PlatformError> {
-        JsFuture::from(default_cache()?.delete_with_str(key))
+        settle::settle(default_cache()?.delete_with_str(key))
             .await
             .map(|deleted| deleted.is_truthy())
             .map_err(|e| js_failure(&e))
@@ -351,7 +351,7 @@ impl RateLimitStore for WorkersPlatform {
         let timeout_ms = u32::try_from(RATE_LIMIT_TIMEOUT.as_millis()).unwrap_or(u32::MAX);
         let call = portico_limit(&namespace, object, &body, timeout_ms)
             .map_err(|e| failed("rate-limit object", &convert::js_error_text(&e)))?;
-        let text = match JsFuture::from(call).await {
+        let text = match settle::settle(call).await {
             Ok(text) => text.as_string().unwrap_or_default(),
             Err(e) if convert::is_timeout(&e) => {
                 return Err(PlatformError(format!(
@@ -406,7 +406,7 @@ impl Wakeups for WorkersPlatform {
             // Never so; if it were, the waiter would go on alone at once.
             return (Wakeup::new(|| ()), Box::pin(async { false }));
         };
-        let woken = JsFuture::from(promise);
+        let woken = settle::settle(promise);
         let waiting = async move { woken.await.is_ok_and(|woken| woken.is_truthy()) };
         (
             Wakeup::new(move || {
@@ -440,7 +440,7 @@ impl SignatureChecks for WorkersPlatform {
         signature: &[u8],
     ) -> Option<bool> {
         let verdict = portico_verify(alg, &key.id, &key.jwk, signed, signature);
-        JsFuture::from(verdict).await.ok()?.as_bool()
+        settle::settle(verdict).await.ok()?.as_bool()
     }
 }
 
