@@ -9,7 +9,7 @@ import http from "node:http";
 import { after, before, test } from "node:test";
 
 import { demoClaims, mintToken } from "../../fixtures/auth/mint-token.mjs";
-import { eventually, freePort, portico } from "../support/stack.mjs";
+import { downOrigin, eventually, portico } from "../support/stack.mjs";
 import { SIGNING_SECRET, expectProblem, startE2E } from "../support/e2e.mjs";
 
 const ISSUER = "https://idp.e2e.test";
@@ -79,7 +79,7 @@ let stack;
 let idp;
 
 before(async () => {
-  const unusedPort = await freePort();
+  const unused = await downOrigin();
   idp = await startIdentityProvider();
   idp.newKey("k1");
   idp.publish("k1");
@@ -87,7 +87,7 @@ before(async () => {
     name: "auth",
     vars: { INTROSPECTION_SECRET: "introspection-secret" },
     configure: (config, { closers }) => {
-      closers.push(idp.close);
+      closers.push(idp.close, unused.close);
       config.auth.jwt.rotating = {
         issuer: ISSUER,
         audiences: [AUDIENCE],
@@ -110,7 +110,7 @@ before(async () => {
         issuer: "https://unreachable.e2e.test",
         audiences: [AUDIENCE],
         algorithms: ["ES256"],
-        jwks_url: `http://127.0.0.1:${unusedPort}/jwks.json`,
+        jwks_url: `http://127.0.0.1:${unused.port}/jwks.json`,
         jwks_timeout_ms: 1000,
       };
       config.auth.introspection = {

@@ -9,7 +9,7 @@ import path from "node:path";
 
 import { startEchoServer } from "../../fixtures/origin/echo-server.mjs";
 import { demoClaims, mintToken } from "../../fixtures/auth/mint-token.mjs";
-import { ROOT, freePort, portico, pushConfig, startWrangler, writeTestWranglerConfig } from "./stack.mjs";
+import { ROOT, downOrigin, freePort, portico, pushConfig, startWrangler, writeTestWranglerConfig } from "./stack.mjs";
 
 export const SIGNING_SECRET = "e2e-signing-secret";
 export const ADMIN_TOKEN = "e2e-admin-token";
@@ -44,7 +44,9 @@ async function startStack({ name, configure = () => {}, vars = {}, wranglerArgs 
   config.services.orders = { url: orders.url, timeout_ms: 1000 };
   config.services.catalog.url = catalog.url;
   config.services.live.url = users.url;
-  config.services.down = { url: `http://127.0.0.1:${await freePort()}` };
+  const down = await downOrigin();
+  closers.push(down.close);
+  config.services.down = { url: `http://127.0.0.1:${down.port}` };
   config.routes.push({ id: "down", path: "/api/down/*", service: "down" });
   // The demo's caches and limits are for people trying it; tests set their own.
   for (const route of config.routes) delete route.cache;

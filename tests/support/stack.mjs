@@ -32,6 +32,21 @@ export async function freePort() {
   return port;
 }
 
+/**
+ * An origin that is down, on a port no other server of the run can be
+ * given: every connection is reset as soon as it is accepted. (A port
+ * merely found free and left closed can be handed to the next server that
+ * asks for any port, which then answers in the dead origin's place.)
+ */
+export async function downOrigin() {
+  const server = net.createServer((socket) => socket.resetAndDestroy());
+  // Never what keeps a test process alive, should a setup fail first.
+  server.unref();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return { port: server.address().port, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
 const baseEnv = () => ({ ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1", FORCE_COLOR: "0" });
 
 /** `portico config push FILE --local --persist-to DIR`; resolves to { code, output }. */
