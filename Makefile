@@ -34,7 +34,7 @@ export ESBUILD_BIN := $(ROOT)/node_modules/.bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
-WORKER_SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+WORKER_SOURCES := $(shell find src -name '*.rs') src/platform/workers/shim.mjs Cargo.toml Cargo.lock
 WORKER := build/worker/shim.mjs
 CLI := target/debug/portico
 # The CORS end-to-end test drives Debian's Chromium through puppeteer-core,
@@ -100,6 +100,7 @@ $(WORKER): $(WORKER_SOURCES) | toolchain node_modules/.installed
 	worker-build --release
 	$(WASM_OPT_BIN) build/index_bg.wasm -Oz --strip-debug --strip-producers $(WASM_FEATURES) -o build/index_bg.opt.wasm
 	mv build/index_bg.opt.wasm build/index_bg.wasm
+	cp src/platform/workers/shim.mjs $(WORKER)
 
 cli:
 	cargo build --quiet --bin portico

@@ -33,9 +33,10 @@ export function portico_await(promise, slot) {
     try {
       settled(slot, ok, value);
     } catch (error) {
-      // A trap in the task polled here: reported as uncaught (the global
-      // "error" event), where workers-rs notices it and re-instantiates
-      // the module for the next request, not lost as a rejected promise.
+      // A trap in the task polled here (the glue has already marked the
+      // module for re-instantiation): reported as uncaught, through the
+      // global "error" event as a trap in a microtask would be, rather
+      // than lost as the rejection of a promise no one holds.
       queueMicrotask(() => {
         throw error;
       });
