@@ -5,6 +5,7 @@
 // background request refreshes it; operators purge with the CLI.
 
 import assert from "node:assert/strict";
+import http from "node:http";
 import { after, before, test } from "node:test";
 
 import { eventually, portico } from "../support/stack.mjs";
@@ -124,15 +125,32 @@ test("operators purge a route and a shared URL with the CLI", async () => {
   assert.equal(perCaller.code, 1, "per-caller entries are purged by route");
 });
 
+/**
+ * GET on a connection of its own, the body read and dropped whatever
+ * happens to it; resolves to the response's Cache-Status.
+ */
+function cacheStatusOnce(pathAndQuery) {
+  return new Promise((resolve, reject) => {
+    const request = http.get(`${stack.gateway.url}${pathAndQuery}`, { agent: false }, (response) => {
+      response.on("error", () => {});
+      response.resume();
+      resolve(response.headers["cache-status"] ?? "");
+    });
+    request.on("error", reject);
+  });
+}
+
 test("a response the origin cuts off mid-body is never stored", async () => {
   const url = "/cached/cut?reset_after_bytes=20";
   const before = stack.catalog.stats.requests;
   // Had the first been stored, a later one would be a hit (stores land
-  // within milliseconds); every one reaches the origin instead.
+  // within milliseconds); every one reaches the origin instead. Each on a
+  // new connection: local workerd can end a body cut off by the origin as
+  // if it were complete, and a client that then reuses the connection
+  // would wait on a response that never comes.
   for (let i = 0; i < 3; i += 1) {
-    const response = await stack.fetch(url);
-    assert.ok(!cacheStatus(response).startsWith("Portico; hit"), `request ${i}: ${cacheStatus(response)}`);
-    await response.arrayBuffer().catch(() => {});
+    const status = await cacheStatusOnce(url);
+    assert.ok(!status.startsWith("Portico; hit"), `request ${i}: ${status}`);
   }
   // At least once each (a reset that comes before the headers counts as
   // unreachable, and a GET is then tried once more).
