@@ -1,6 +1,7 @@
 //! The Workers adapter: the platform seam implemented on the Cloudflare
 //! Workers runtime, plus the runtime's entry points (the fetch handler and
-//! the Durable Object classes). wasm32 only.
+//! the Durable Object classes; `shim.mjs` is the entry module that calls
+//! them) and the bridge from promises to futures (`settle`). wasm32 only.
 //!
 //! This is the only place that names `worker::*` or JavaScript types. It
 //! converts, and holds no policy. Bodies stay JavaScript `ReadableStream`s
