@@ -48,8 +48,9 @@ fn start() {
     console_error_panic_hook::set_once();
 }
 
-/// The fetch handler, exported as `fetch` for the entry module worker-build
-/// writes. Not workers-rs's `#[event(fetch)]`: that runs the handler on
+/// The fetch handler, exported as `fetch` (worker-build's generated
+/// entrypoint class calls it; `shim.mjs` calls that class's method
+/// directly). Not workers-rs's `#[event(fetch)]`: that runs the handler on
 /// `wasm-bindgen-futures`, which queues a microtask for its first poll and
 /// for every wake-up; `settle::answer` polls in place where it is safe,
 /// and answers with the response itself when the handler never waited.
