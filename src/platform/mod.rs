@@ -28,7 +28,10 @@ use crate::observe::metrics::MetricsPoint;
 use crate::ratelimit::object::{LimitCall, LimitReply};
 
 pub mod memory;
-// The handler executor the Workers adapter runs requests on; tested natively.
+// The handler executor the Workers adapter runs requests on, and the
+// table its awaited promises settle into; tested natively.
+#[cfg(any(test, all(target_arch = "wasm32", not(feature = "wasm-bench"))))]
+pub mod slots;
 #[cfg(any(test, all(target_arch = "wasm32", not(feature = "wasm-bench"))))]
 pub mod task;
 // The Workers adapter; left out of the wasm benchmark build, which runs in

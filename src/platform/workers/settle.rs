@@ -12,12 +12,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::{Closure, wasm_bindgen};
 use wasm_bindgen::{JsCast, JsValue};
 
+use crate::platform::slots::Slots;
 use crate::platform::task::{self, Task};
 
 #[wasm_bindgen(inline_js = r#"
@@ -59,17 +60,10 @@ extern "C" {
     fn portico_deferred() -> js_sys::Array;
 }
 
-enum Slot {
-    Free,
-    Waiting(Option<Waker>),
-    Settled(Result<JsValue, JsValue>),
-    /// Its future was dropped first: freed when the promise settles.
-    Abandoned,
-}
+type Outcome = Result<JsValue, JsValue>;
 
 thread_local! {
-    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
-    static FREE: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+    static SLOTS: RefCell<Slots<Outcome>> = RefCell::new(Slots::default());
     static INSTALLED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -83,43 +77,12 @@ fn install() {
 }
 
 fn on_settled(slot: u32, ok: bool, value: JsValue) {
-    let waker = SLOTS.with(|slots| {
-        let mut slots = slots.borrow_mut();
-        let entry = slots.get_mut(slot as usize)?;
-        match std::mem::replace(entry, Slot::Free) {
-            Slot::Waiting(waker) => {
-                *entry = Slot::Settled(if ok { Ok(value) } else { Err(value) });
-                waker
-            }
-            Slot::Abandoned => {
-                FREE.with(|free| free.borrow_mut().push(slot));
-                None
-            }
-            other => {
-                *entry = other;
-                None
-            }
-        }
-    });
+    let outcome = if ok { Ok(value) } else { Err(value) };
+    // Woken outside the borrow: the task may be polled in place.
+    let waker = SLOTS.with(|slots| slots.borrow_mut().settle(slot, outcome));
     if let Some(waker) = waker {
         task::at_top(|| waker.wake());
     }
-}
-
-fn take_slot() -> u32 {
-    if let Some(slot) = FREE.with(|free| free.borrow_mut().pop()) {
-        SLOTS.with(|slots| {
-            if let Some(entry) = slots.borrow_mut().get_mut(slot as usize) {
-                *entry = Slot::Waiting(None);
-            }
-        });
-        return slot;
-    }
-    SLOTS.with(|slots| {
-        let mut slots = slots.borrow_mut();
-        slots.push(Slot::Waiting(None));
-        u32::try_from(slots.len() - 1).unwrap_or(u32::MAX)
-    })
 }
 
 /// A promise's outcome: `Ok` with its value, or `Err` with the rejection.
@@ -131,71 +94,31 @@ pub struct Settled {
 /// Await `promise`.
 pub fn settle(promise: Promise) -> Settled {
     install();
-    let slot = take_slot();
+    let slot = SLOTS.with(|slots| slots.borrow_mut().take());
     portico_await(&promise, slot);
     Settled { slot: Some(slot) }
 }
 
 impl Future for Settled {
-    type Output = Result<JsValue, JsValue>;
+    type Output = Outcome;
 
-    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Outcome> {
         let Some(slot) = self.slot else {
             return Poll::Ready(Err(JsValue::from_str("promise awaited again")));
         };
-        let outcome = SLOTS.with(|slots| {
-            let mut slots = slots.borrow_mut();
-            let entry = slots.get_mut(slot as usize)?;
-            match entry {
-                Slot::Waiting(waker) => {
-                    if !waker.as_ref().is_some_and(|w| w.will_wake(context.waker())) {
-                        *waker = Some(context.waker().clone());
-                    }
-                    None
-                }
-                Slot::Settled(_) => match std::mem::replace(entry, Slot::Free) {
-                    Slot::Settled(outcome) => Some(outcome),
-                    _ => None,
-                },
-                Slot::Free | Slot::Abandoned => Some(Err(JsValue::from_str("promise slot lost"))),
-            }
-        });
-        match outcome {
-            Some(outcome) => {
-                self.slot = None;
-                FREE.with(|free| free.borrow_mut().push(slot));
-                Poll::Ready(outcome)
-            }
-            None => Poll::Pending,
-        }
+        let polled = SLOTS.with(|slots| slots.borrow_mut().poll(slot, context.waker()));
+        let Poll::Ready(outcome) = polled else {
+            return Poll::Pending;
+        };
+        self.slot = None;
+        Poll::Ready(outcome.unwrap_or_else(|| Err(JsValue::from_str("promise slot lost"))))
     }
 }
 
 impl Drop for Settled {
     fn drop(&mut self) {
-        let Some(slot) = self.slot else {
-            return;
-        };
-        let freed = SLOTS.with(|slots| {
-            let mut slots = slots.borrow_mut();
-            let Some(entry) = slots.get_mut(slot as usize) else {
-                return false;
-            };
-            match entry {
-                // The promise settles later: the slot is freed then.
-                Slot::Waiting(_) => {
-                    *entry = Slot::Abandoned;
-                    false
-                }
-                Slot::Settled(_) => {
-                    *entry = Slot::Free;
-                    true
-                }
-                Slot::Free | Slot::Abandoned => false,
-            }
-        });
-        if freed {
-            FREE.with(|free| free.borrow_mut().push(slot));
+        if let Some(slot) = self.slot {
+            SLOTS.with(|slots| slots.borrow_mut().abandon(slot));
         }
     }
 }
