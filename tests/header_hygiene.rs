@@ -136,6 +136,45 @@ fn trusted_forwarding_headers_are_kept_and_extended() {
 }
 
 #[test]
+fn a_trusted_chain_keeps_every_line_in_order_unless_connection_names_it() {
+    let config = fixture("config/basic.json").replace(
+        r#""config_refresh_seconds": 5"#,
+        r#""config_refresh_seconds": 5, "trust_forwarded_headers": true"#,
+    );
+    let harness = Harness::with_config(&config);
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-forwarded-for", " 198.51.100.2 "),
+            ("x-multi", "one"),
+            ("x-multi", "two"),
+            ("connection", "close"),
+        ],
+    ));
+    let sent = upstream_headers(&harness);
+    assert_eq!(
+        header(&sent, "x-forwarded-for"),
+        Some("198.51.100.1, 198.51.100.2, 203.0.113.9")
+    );
+    let multi: Vec<_> = sent.get_all("x-multi").iter().collect();
+    assert_eq!(multi, ["one", "two"]);
+    assert!(!sent.contains_key("connection"));
+
+    harness.send(request(
+        Method::GET,
+        "http://gw.example/api/users/1",
+        &[
+            ("x-forwarded-for", "198.51.100.1"),
+            ("connection", "X-Forwarded-For"),
+        ],
+    ));
+    let sent = upstream_headers(&harness);
+    assert_eq!(header(&sent, "x-forwarded-for"), Some("203.0.113.9"));
+}
+
+#[test]
 fn without_a_known_client_address_no_forwarded_for_is_invented() {
     let harness = Harness::basic();
     harness.send_from(

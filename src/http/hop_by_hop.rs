@@ -32,19 +32,34 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .filter(|name| is_hop_by_hop(name))
         .cloned()
         .collect();
-    if headers.contains_key(header::CONNECTION) {
-        doomed.extend(
-            headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .filter_map(|value| value.to_str().ok())
-                .flat_map(|value| value.split(','))
-                .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok()),
-        );
-    }
+    doomed.extend(connection_listed(headers));
     for name in doomed {
         headers.remove(name);
     }
+}
+
+/// The headers the `Connection` header names (hop-by-hop for this
+/// message, whatever their names).
+pub fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
+    if !headers.contains_key(header::CONNECTION) {
+        return Vec::new();
+    }
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        // `keep-alive` and `close`, the usual tokens, need no name of
+        // their own: the first is in the fixed set, the second no header.
+        .filter(|token| {
+            !token.eq_ignore_ascii_case("close")
+                && !HOP_BY_HOP
+                    .iter()
+                    .any(|name| token.eq_ignore_ascii_case(name))
+        })
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,4 +11,4 @@ pub mod hop_by_hop;
 pub mod upgrade;
 
 pub use cache_control::CacheControl;
-pub use hop_by_hop::{is_hop_by_hop, strip_hop_by_hop};
+pub use hop_by_hop::{connection_listed, is_hop_by_hop, strip_hop_by_hop};

@@ -75,26 +75,34 @@ impl TraceContext {
     /// `traceparent` with the gateway's span as the parent of whatever
     /// comes next.
     pub fn traceparent(&self) -> HeaderValue {
-        let mut text = [0u8; 55];
-        let mut write = |at: usize, bytes: &[u8]| {
-            if let Some(slot) = text.get_mut(at..at + bytes.len() * 2) {
-                // Cannot fail: the slot is exactly twice the input's length.
-                let _ = base16ct::lower::encode(bytes, slot);
-            }
-        };
-        write(0, &[0]);
-        write(3, &self.trace_id);
-        write(36, &self.span_id);
-        write(53, &[self.flags]);
-        for dash in [2, 35, 52] {
-            if let Some(byte) = text.get_mut(dash) {
-                *byte = b'-';
-            }
-        }
-        HeaderValue::from_bytes(&text).unwrap_or(HeaderValue::from_static(
-            "00-00000000000000000000000000000000-0000000000000000-00",
-        ))
+        let mut text = [b'-'; 55];
+        let (version, rest) = text.split_at_mut(2);
+        write_hex(version, &[0]);
+        let (trace_id, rest) = rest.split_at_mut(33);
+        write_hex(trace_id.get_mut(1..).unwrap_or_default(), &self.trace_id);
+        let (span_id, flags) = rest.split_at_mut(17);
+        write_hex(span_id.get_mut(1..).unwrap_or_default(), &self.span_id);
+        write_hex(flags.get_mut(1..).unwrap_or_default(), &[self.flags]);
+        HeaderValue::from_bytes(&text).unwrap_or_else(|_| {
+            HeaderValue::from_static("00-00000000000000000000000000000000-0000000000000000-00")
+        })
     }
+}
+
+/// Write `bytes` as lower-case hexadecimal into `out` (twice as long).
+fn write_hex(out: &mut [u8], bytes: &[u8]) {
+    for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
+        if let [high, low] = pair {
+            *high = hex_digit(byte >> 4);
+            *low = hex_digit(byte & 15);
+        }
+    }
+}
+
+/// The lower-case hexadecimal digit of `n` (below 16), as `traceparent`
+/// writes them.
+fn hex_digit(n: u8) -> u8 {
+    if n < 10 { b'0' + n } else { b'a' + n - 10 }
 }
 
 /// A random id that is not all zeros (which the standard reserves).

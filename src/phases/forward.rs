@@ -50,7 +50,7 @@ use crate::auth::{Identity, RouteAuth, credentials, identity};
 use crate::body::Body;
 use crate::config::{Config, Settings};
 use crate::error::GatewayError;
-use crate::http::{strip_hop_by_hop, upgrade};
+use crate::http::{connection_listed, is_hop_by_hop, upgrade};
 use crate::observe::trace::TRACEPARENT;
 use crate::phases::transform;
 use crate::pipeline::context::{ClientInfo, RequestCtx, Routed};
@@ -176,12 +176,17 @@ where
         .build()
         .map_err(|e| GatewayError::Internal(format!("leg URL: {e}")))?;
     let mut headers = HeaderMap::new();
-    for name in &leg.pass_headers {
+    // Forwarding claims are never the client's to make.
+    for name in leg
+        .pass_headers
+        .iter()
+        .filter(|name| !is_forwarding_claim(name))
+    {
         for value in ctx.headers.get_all(name) {
             headers.append(name.clone(), value.clone());
         }
     }
-    set_forwarding_headers(&mut headers, &ctx.client, false);
+    set_forwarding_headers(&mut headers, &ctx.client, Vec::new(), false);
     if let Ok(value) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(&config.settings.request_id_header, value);
     }
@@ -212,36 +217,17 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// Set the `X-Forwarded-*` headers for the upstream.
-fn set_forwarding_headers(headers: &mut HeaderMap, client: &ClientInfo, trust_client: bool) {
-    let previous_for: Vec<String> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-        .collect();
-    if !trust_client {
-        let spoofable: Vec<HeaderName> = headers
-            .keys()
-            .filter(|name| name.as_str().starts_with("x-forwarded-"))
-            .cloned()
-            .collect();
-        for name in spoofable {
-            headers.remove(name);
-        }
-        headers.remove(header::FORWARDED);
-        headers.remove(X_REAL_IP);
-    }
-
-    let mut chain = if trust_client {
-        previous_for
-    } else {
-        Vec::new()
-    };
+/// Write `X-Forwarded-For` (the chain the client sent, when trusted, then
+/// the client's address), `-Proto` and `-Host`.
+fn set_forwarding_headers(
+    headers: &mut HeaderMap,
+    client: &ClientInfo,
+    mut chain: Vec<String>,
+    trust_client: bool,
+) {
     if let Some(ip) = client.ip {
         chain.push(ip.to_string());
     }
-    headers.remove(&X_FORWARDED_FOR);
     if !chain.is_empty()
         && let Ok(value) = HeaderValue::from_str(&chain.join(", "))
     {
@@ -315,27 +301,66 @@ pub fn upstream_headers(
     request_id: &str,
     cached: bool,
 ) -> HeaderMap {
-    let mut headers = client_headers.clone();
-    strip_underscored(&mut headers);
-    for name in &settings.strip_request_headers {
-        headers.remove(name);
-    }
-    strip_hop_by_hop(&mut headers);
-    headers.remove(header::HOST);
-    // The runtime answers the client's `Expect: 100-continue` itself; the
-    // service's interim 100 would only come back as if it were the answer.
-    headers.remove(header::EXPECT);
     let trust_client = settings.trust_forwarded_headers && !cached;
-    set_forwarding_headers(&mut headers, client, trust_client);
-    if cached {
-        for name in UNKEYED_INPUTS {
-            headers.remove(name);
+    let listed = connection_listed(client_headers);
+    // One pass that copies what may go on, rather than a copy and a
+    // removal (a hash of the name) per rule.
+    let mut headers = HeaderMap::with_capacity(client_headers.len() + 4);
+    let mut previous_for = Vec::new();
+    for (name, value) in client_headers {
+        if is_dropped(name, settings, trust_client, cached, &listed) {
+            continue;
         }
+        if name == X_FORWARDED_FOR {
+            // Rebuilt below: extended when trusted, else replaced.
+            if let Ok(value) = value.to_str()
+                && !value.trim().is_empty()
+            {
+                previous_for.push(value.trim().to_owned());
+            }
+            continue;
+        }
+        headers.append(name.clone(), value.clone());
     }
+    if !trust_client {
+        previous_for.clear();
+    }
+    set_forwarding_headers(&mut headers, client, previous_for, trust_client);
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert(&settings.request_id_header, value);
     }
     headers
+}
+
+/// `X-Forwarded-*`, `Forwarded` and `X-Real-IP`: what a client says about
+/// where the request came from.
+fn is_forwarding_claim(name: &HeaderName) -> bool {
+    name.as_str().starts_with("x-forwarded-") || name == header::FORWARDED || name == X_REAL_IP
+}
+
+/// Whether a client's header stays behind (see the module's rules):
+/// names with `_` (CGI, WSGI, Rack and PHP servers read `X_Portico_Roles`
+/// as `X-Portico-Roles`, so any such header could stand in for one the
+/// gateway owns or strips; like nginx, the gateway drops them all rather
+/// than keep a list of every collision), the configured strip list, hop-by-hop headers and those
+/// `Connection` lists, `Host` and `Expect`; forwarding claims unless
+/// trusted; and on a cached route the inputs no cache key holds.
+fn is_dropped(
+    name: &HeaderName,
+    settings: &Settings,
+    trust_client: bool,
+    cached: bool,
+    connection_listed: &[HeaderName],
+) -> bool {
+    let text = name.as_str();
+    text.contains('_')
+        || settings.strip_request_headers.contains(name)
+        || is_hop_by_hop(name)
+        || connection_listed.contains(name)
+        || name == header::HOST
+        || name == header::EXPECT
+        || (!trust_client && is_forwarding_claim(name))
+        || (cached && UNKEYED_INPUTS.contains(&text))
 }
 
 /// Request headers that change what an origin answers without being part
@@ -354,24 +379,6 @@ const UNKEYED_INPUTS: [&str; 12] = [
     "if-unmodified-since",
     "if-range",
 ];
-
-/// Remove every header whose name contains `_`. CGI, WSGI, Rack and PHP
-/// servers read `X_Portico_Roles` as `X-Portico-Roles`, so any such header
-/// could stand in for one the gateway owns or strips; like nginx, the
-/// gateway drops them all rather than keep a list of every collision.
-fn strip_underscored(headers: &mut HeaderMap) {
-    if !headers.keys().any(|name| name.as_str().contains('_')) {
-        return;
-    }
-    let underscored: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().contains('_'))
-        .cloned()
-        .collect();
-    for name in underscored {
-        headers.remove(name);
-    }
-}
 
 /// The query string the upstream receives: the client's, less an API key
 /// passed in it (unless the route forwards credentials).
