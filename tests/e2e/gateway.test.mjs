@@ -52,6 +52,13 @@ async function get(pathAndQuery, init = {}) {
   return stack.fetch(pathAndQuery, { ...init, headers });
 }
 
+test("a header value with bytes above 0x7F reaches the origin unchanged", async () => {
+  const response = await get("/api/users/1", { headers: { "x-client-note": "café au lait" } });
+  assert.equal(response.status, 200);
+  const echo = await response.json();
+  assert.equal(echo.headers["x-client-note"], "café au lait");
+});
+
 test("the users route reaches the users service with the stripped path and forwarding headers", async () => {
   const response = await get("/api/users/42?expand=orders&x=%2F", {
     headers: {

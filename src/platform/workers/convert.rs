@@ -16,6 +16,7 @@
 //! "d\nname" to delete, "s\nname\nvalue" to set, "a\nname\nvalue" to
 //! append, applied to a copy the runtime makes natively.
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use js_sys::{Promise, Uint8Array};
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -195,21 +196,29 @@ struct Socket(JsValue);
 unsafe impl Send for Socket {}
 unsafe impl Sync for Socket {}
 
-fn string_bytes(text: &str) -> Vec<u8> {
+/// A header value's bytes from the runtime's text: one char per byte, and
+/// `?` for a char no byte stands for.
+fn value_bytes(text: &str) -> impl Iterator<Item = u8> + '_ {
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-        .collect()
 }
 
-/// The runtime's headers a message arrived with, and the map the core got
-/// from them.
+fn string_bytes(text: &str) -> Vec<u8> {
+    value_bytes(text).collect()
+}
+
+/// Whether a header value as the runtime gave it is, as the core read it,
+/// `value`.
+fn same_value(text: &str, value: &HeaderValue) -> bool {
+    value_bytes(text).eq(value.as_bytes().iter().copied())
+}
+
+/// The runtime's headers a message arrived with, and their head text
+/// ("name\nvalue\n" lines) as the core got them.
 #[derive(Clone)]
 struct Arrived {
     headers: web_sys::Headers,
-    map: HeaderMap,
-    /// Names the core could not represent: removed when the message is
-    /// sent on, as if the core had seen and dropped them.
-    skipped: Vec<String>,
+    head: Bytes,
 }
 
 // SAFETY: wasm32 Workers isolates are single-threaded; the runtime object
@@ -218,23 +227,60 @@ struct Arrived {
 unsafe impl Send for Arrived {}
 unsafe impl Sync for Arrived {}
 
-/// Headers from "name\nvalue\n" lines, with the names of any that are not
-/// valid (left out of the map).
-fn parse_headers<'a>(mut lines: impl Iterator<Item = &'a str>) -> (HeaderMap, Vec<String>) {
+impl Arrived {
+    /// Every (name, value) line, in the runtime's order.
+    fn lines(&self) -> impl Iterator<Item = (&str, &str)> {
+        let text = std::str::from_utf8(&self.head).unwrap_or_default();
+        let mut lines = text.split('\n');
+        std::iter::from_fn(move || Some((lines.next()?, lines.next()?)))
+    }
+}
+
+/// The lines of a head after its first `skip` ones, as one shared buffer.
+fn header_lines(head: String, skip: usize) -> (Vec<String>, Bytes) {
+    let mut first = Vec::with_capacity(skip);
+    let mut rest = head.as_str();
+    for _ in 0..skip {
+        let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
+        first.push(line.to_owned());
+        rest = after;
+    }
+    let start = head.len() - rest.len();
+    let bytes = Bytes::from(head.into_bytes());
+    (first, bytes.slice(start..))
+}
+
+/// Headers from "name\nvalue\n" lines. Values point into the lines'
+/// buffer where they are ASCII (nearly always), so no value is copied;
+/// a header whose name or value is not valid is left out (and so removed
+/// when the message is sent on, as if the core had dropped it).
+fn parse_headers(head: &Bytes) -> HeaderMap {
     let mut map = HeaderMap::new();
-    let mut skipped = Vec::new();
-    while let (Some(name), Some(value)) = (lines.next(), lines.next()) {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(&string_bytes(value)),
-        ) {
-            (Ok(name), Ok(value)) => {
-                map.append(name, value);
-            }
-            _ => skipped.push(name.to_owned()),
+    let mut at = 0;
+    let mut next_line = || {
+        let rest = head.get(at..)?;
+        let end = at + rest.iter().position(|&b| b == b'\n')?;
+        let line = at..end;
+        at = end + 1;
+        Some(line)
+    };
+    while let (Some(name), Some(value)) = (next_line(), next_line()) {
+        let name = head
+            .get(name)
+            .and_then(|name| HeaderName::from_bytes(name).ok());
+        let raw = head.get(value.clone()).unwrap_or_default();
+        let value = if raw.is_ascii() {
+            HeaderValue::from_maybe_shared(head.slice(value)).ok()
+        } else {
+            std::str::from_utf8(raw)
+                .ok()
+                .and_then(|text| HeaderValue::from_bytes(&string_bytes(text)).ok())
+        };
+        if let (Some(name), Some(value)) = (name, value) {
+            map.append(name, value);
         }
     }
-    (map, skipped)
+    map
 }
 
 fn push_value(out: &mut String, value: &HeaderValue) {
@@ -243,21 +289,34 @@ fn push_value(out: &mut String, value: &HeaderValue) {
 
 /// The changes that turn `arrived` into `now`, as "d", "s" and "a" lines.
 fn push_changes(out: &mut String, arrived: &Arrived, now: &HeaderMap) {
-    for name in &arrived.skipped {
-        out.push_str("d\n");
-        out.push_str(name);
-        out.push('\n');
-    }
-    for name in arrived.map.keys() {
+    let mut previous = None;
+    for (name, _) in arrived.lines() {
+        // A name's values are consecutive lines (`Set-Cookie` has several).
+        if previous == Some(name) {
+            continue;
+        }
+        previous = Some(name);
         if !now.contains_key(name) {
             out.push_str("d\n");
-            out.push_str(name.as_str());
+            out.push_str(name);
             out.push('\n');
         }
     }
     for name in now.keys() {
         let values = now.get_all(name);
-        if values.iter().eq(arrived.map.get_all(name).iter()) {
+        let mut had = arrived
+            .lines()
+            .filter(|(had, _)| *had == name.as_str())
+            .map(|(_, value)| value);
+        let mut has = values.iter();
+        let unchanged = loop {
+            match (has.next(), had.next()) {
+                (None, None) => break true,
+                (Some(value), Some(text)) if same_value(text, value) => {}
+                _ => break false,
+            }
+        };
+        if unchanged {
             continue;
         }
         for (index, value) in values.iter().enumerate() {
@@ -311,11 +370,11 @@ fn js_body(body: Body<ReadableStream>) -> JsValue {
 pub fn inbound_request(
     request: &web_sys::Request,
 ) -> Result<http::Request<Body<ReadableStream>>, String> {
-    let head = portico_request_head(request);
-    let mut lines = head.split('\n');
-    let method = Method::from_bytes(lines.next().unwrap_or_default().as_bytes())
+    let (first, head) = header_lines(portico_request_head(request), 2);
+    let mut first = first.into_iter();
+    let method = Method::from_bytes(first.next().unwrap_or_default().as_bytes())
         .map_err(|_| "the method is not a valid token".to_owned())?;
-    let uri: Uri = lines
+    let uri: Uri = first
         .next()
         .unwrap_or_default()
         .parse()
@@ -324,15 +383,13 @@ pub fn inbound_request(
         Some(stream) => Body::Stream(stream),
         None => Body::Empty,
     });
-    let (map, skipped) = parse_headers(lines);
     *inbound.method_mut() = method;
     *inbound.uri_mut() = uri;
+    *inbound.headers_mut() = parse_headers(&head);
     inbound.extensions_mut().insert(Arrived {
         headers: request.headers(),
-        map: map.clone(),
-        skipped,
+        head,
     });
-    *inbound.headers_mut() = map;
     Ok(inbound)
 }
 
@@ -374,10 +431,9 @@ pub fn fetch(
 pub fn upstream_response(
     response: web_sys::Response,
 ) -> Result<http::Response<Body<ReadableStream>>, String> {
-    let head = portico_response_head(&response);
-    let mut lines = head.split('\n');
-    let status = lines
-        .next()
+    let (first, head) = header_lines(portico_response_head(&response), 1);
+    let status = first
+        .first()
         .and_then(|status| status.parse::<u16>().ok())
         .and_then(|status| StatusCode::from_u16(status).ok())
         .ok_or_else(|| "the response has an invalid status".to_owned())?;
@@ -385,12 +441,11 @@ pub fn upstream_response(
         Some(stream) => Body::Stream(stream),
         None => Body::Empty,
     });
-    let (map, skipped) = parse_headers(lines);
     *converted.status_mut() = status;
+    *converted.headers_mut() = parse_headers(&head);
     converted.extensions_mut().insert(Arrived {
         headers: response.headers(),
-        map: map.clone(),
-        skipped,
+        head,
     });
     if status == StatusCode::SWITCHING_PROTOCOLS
         && let Ok(socket) = js_sys::Reflect::get(&response, &JsValue::from_str("webSocket"))
@@ -399,7 +454,6 @@ pub fn upstream_response(
     {
         converted.extensions_mut().insert(Socket(socket));
     }
-    *converted.headers_mut() = map;
     Ok(converted)
 }
 
