@@ -255,7 +255,8 @@ fn header_lines(head: String, skip: usize) -> (Vec<String>, Bytes) {
 /// a header whose name or value is not valid is left out (and so removed
 /// when the message is sent on, as if the core had dropped it).
 fn parse_headers(head: &Bytes) -> HeaderMap {
-    let mut map = HeaderMap::new();
+    let lines = head.iter().filter(|&&b| b == b'\n').count();
+    let mut map = HeaderMap::with_capacity(lines / 2);
     let mut at = 0;
     let mut next_line = || {
         let rest = head.get(at..)?;
@@ -393,6 +394,23 @@ pub fn inbound_request(
     Ok(inbound)
 }
 
+/// Write an absolute URI as `Uri`'s `Display` would, without the
+/// formatting machinery.
+fn push_uri(out: &mut String, uri: &Uri) {
+    if let Some(scheme) = uri.scheme_str() {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        out.push_str(authority.as_str());
+    }
+    out.push_str(uri.path());
+    if let Some(query) = uri.query() {
+        out.push('?');
+        out.push_str(query);
+    }
+}
+
 /// Send the core's upstream request (redirects not followed); the promise
 /// of the response. The request is aborted if its headers have not come
 /// back after `timeout_ms`; the promise then rejects with a
@@ -402,11 +420,10 @@ pub fn fetch(
     timeout_ms: u32,
 ) -> Result<Promise, String> {
     let (parts, body) = request.into_parts();
-    let uri = parts.uri.to_string();
-    let mut head = String::with_capacity(uri.len() + 16 + parts.headers.len() * 40);
+    let mut head = String::with_capacity(128 + parts.headers.len() * 40);
     head.push_str(parts.method.as_str());
     head.push('\n');
-    head.push_str(&uri);
+    push_uri(&mut head, &parts.uri);
     head.push('\n');
     let arrived = push_headers_or_changes(&mut head, &parts.headers, &parts.extensions);
     // The forward phase already sends GET and HEAD without a body or a
