@@ -100,7 +100,7 @@ where
             upgrade::strip_protocol_credentials(&mut headers);
         }
     }
-    headers.insert(TRACEPARENT, ctx.trace.traceparent());
+    headers.insert(TRACEPARENT, ctx.traceparent.clone());
     set_identity_headers(
         &mut headers,
         &ctx.method,
@@ -190,7 +190,7 @@ where
     if let Ok(value) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(&config.settings.request_id_header, value);
     }
-    headers.insert(TRACEPARENT, ctx.trace.traceparent());
+    headers.insert(TRACEPARENT, ctx.traceparent.clone());
     set_identity_headers(
         &mut headers,
         &leg.method,

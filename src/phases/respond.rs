@@ -14,7 +14,7 @@ pub fn finish<S>(ctx: &RequestCtx<S>, mut response: Response<Body<S>>) -> Respon
     if let Ok(value) = HeaderValue::from_str(&ctx.request_id) {
         headers.insert(ctx.request_id_header(), value);
     }
-    headers.insert(TRACEPARENT, ctx.trace.traceparent());
+    headers.insert(TRACEPARENT, ctx.traceparent.clone());
     if ctx.method == Method::HEAD {
         *response.body_mut() = Body::Empty;
     }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::rc::Rc;
 
-use http::{HeaderMap, Method, Uri, header};
+use http::{HeaderMap, HeaderValue, Method, Uri, header};
 
 use crate::auth::Identity;
 use crate::body::Body;
@@ -196,6 +196,8 @@ pub struct RequestCtx<S> {
     pub host: Option<String>,
     pub request_id: String,
     pub trace: TraceContext,
+    /// `traceparent` as the upstream and the client receive it, made once.
+    pub traceparent: HeaderValue,
     /// The config serving this request, or why there is none.
     pub config: Result<Rc<Config>, Unconfigured>,
     pub route: Option<Routed>,
@@ -269,6 +271,7 @@ impl<S> RequestCtx<S> {
             location: None,
             host,
             request_id,
+            traceparent: trace.traceparent(),
             trace,
             config,
             route: None,
