@@ -7,7 +7,9 @@
 // pass-through script) in workerd through Miniflare's Node API, with local
 // KV and Durable Objects, so what is measured is the Worker, not wrangler's
 // dev proxy. The origin is the echo fixture in its own process; wrk drives
-// load from a third. Each target gets a warm-up, then several timed runs.
+// load from a third. Each target gets a warm-up, then several timed runs,
+// interleaved with the other targets' runs so that drift in the machine's speed
+// reaches them all alike.
 //
 //   node tests/support/bench.mjs [--seconds 10] [--runs 3] [--connections 32]
 //                                [--only passthrough,portico-route] [--pace-ms 25]
@@ -96,16 +98,8 @@ async function wrk(url, seconds, headers = [], script = null) {
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
-async function measure(name, url, headers, pid = null) {
-  if (ONLY.length > 0 && !ONLY.includes(name)) return null;
-  await wrk(url, 2, headers); // warm-up: isolates, caches, objects
-  const runs = [];
-  for (let i = 0; i < RUNS; i += 1) {
-    const cpuBefore = cpuMicros(pid);
-    const run = await wrk(url, SECONDS, headers);
-    run.cpu = (cpuMicros(pid) - cpuBefore) / run.requests;
-    runs.push(run);
-  }
+/** The summary of one target's runs: medians, and the range of req/s. */
+function summary(name, runs) {
   const result = {
     name,
     rps: median(runs.map((r) => r.rps)),
@@ -120,70 +114,72 @@ async function measure(name, url, headers, pid = null) {
   return result;
 }
 
-/** The same at a paced load (see PACE_MS): req/s, p50 and p99. */
-async function measurePaced(name, url, headers) {
-  if (ONLY.length > 0 && !ONLY.includes(name)) return null;
-  await wrk(url, 2, headers, PACED);
-  const runs = [];
-  for (let i = 0; i < RUNS; i += 1) runs.push(await wrk(url, SECONDS, headers, PACED));
-  const result = { name, rps: median(runs.map((r) => r.rps)), p50: median(runs.map((r) => r.p50)), p99: median(runs.map((r) => r.p99)) };
-  console.error(`${name}, paced: ${result.rps.toFixed(0)} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms`);
-  return result;
+/**
+ * Measure every target in `specs` ({ name, url, headers, pid }), the runs
+ * interleaved: run 1 of each target, then run 2 of each, and so on. The
+ * machine's speed drifts by 5-10 % over minutes; interleaved, the drift
+ * reaches every target alike instead of skewing the ratios between them.
+ */
+async function measureAll(specs, script = null) {
+  const chosen = specs.filter((spec) => ONLY.length === 0 || ONLY.includes(spec.name));
+  for (const spec of chosen) await wrk(spec.url, 2, spec.headers, script); // warm-up: isolates, caches, objects
+  const runs = new Map(chosen.map((spec) => [spec.name, []]));
+  for (let i = 0; i < RUNS; i += 1) {
+    for (const spec of chosen) {
+      const cpuBefore = cpuMicros(spec.pid);
+      const run = await wrk(spec.url, SECONDS, spec.headers, script);
+      run.cpu = (cpuMicros(spec.pid) - cpuBefore) / run.requests;
+      runs.get(spec.name).push(run);
+    }
+  }
+  return chosen.map((spec) => summary(spec.name, runs.get(spec.name)));
 }
 
 const origin = await startOrigin();
 const results = [];
 const paced = [];
+const running = [];
 try {
-  results.push(await measure("direct", `${origin.url}/bench/x`));
+  // Every target runs from the start (an idle isolate costs no CPU), so
+  // that their runs can alternate.
   const passthrough = await started(() => startPassthrough(origin.url));
-  try {
-    results.push(await measure("passthrough", `${passthrough.url}/bench/x`, [], passthrough.pid));
-    paced.push(await measurePaced("passthrough", `${passthrough.url}/bench/x`));
-  } finally {
-    await passthrough.stop();
-  }
+  running.push(passthrough);
   const jsCache = await started(() => startJsCache(origin.url));
-  try {
-    results.push(await measure("js-cache-hit", `${jsCache.url}/bench/x`, [], jsCache.pid));
-    paced.push(await measurePaced("js-cache-hit", `${jsCache.url}/bench/x`));
-  } finally {
-    await jsCache.stop();
-  }
+  running.push(jsCache);
   const jsGateway = await started(() => startJsGateway(origin.url));
-  try {
-    results.push(await measure("js-gateway", `${jsGateway.url}/apikey/bench/x`, [["X-API-Key", demoKey.key]], jsGateway.pid));
-    results.push(await measure("js-gateway-jwt", `${jsGateway.url}/jwt/bench/x`, [["Authorization", `Bearer ${tokens.HS256}`]], jsGateway.pid));
-  } finally {
-    await jsGateway.stop();
-  }
+  running.push(jsGateway);
   const portico = await started(() => startPortico(origin.url));
-  try {
-    results.push(await measure("portico-route", `${portico.url}/route/bench/x`, [], portico.pid));
-    results.push(await measure("portico-cache-hit", `${portico.url}/cached/bench/x`, [], portico.pid));
-    paced.push(await measurePaced("portico-cache-hit", `${portico.url}/cached/bench/x`));
-    results.push(await measure("portico-aggregate", `${portico.url}/aggregate/x`, [], portico.pid));
-    results.push(await measure("portico-apikey", `${portico.url}/apikey/bench/x`, [["X-API-Key", demoKey.key]], portico.pid));
-    results.push(
-      await measure("portico-apikey-leased", `${portico.url}/apikey-leased/bench/x`, [["X-API-Key", demoKey.key]], portico.pid),
-    );
-    results.push(await measure("portico-jwt", `${portico.url}/jwt/bench/x`, [["Authorization", `Bearer ${tokens.ES256}`]], portico.pid));
-    // A signature check on every request (the issuer keeps no verified
-    // tokens): what a new token costs.
-    for (const alg of ["ES256", "RS256"]) {
-      results.push(
-        await measure(`portico-jwt-${alg.toLowerCase()}-uncached`, `${portico.url}/jwt-uncached/bench/x`, [
-          ["Authorization", `Bearer ${tokens[alg]}`],
-        ], portico.pid),
-      );
-    }
-    results.push(
-      await measure("portico-jwt-hs256", `${portico.url}/jwt-hs256/bench/x`, [["Authorization", `Bearer ${tokens.HS256}`]], portico.pid),
-    );
-  } finally {
-    await portico.stop();
-  }
+  running.push(portico);
+  const on = (target, name, route, headers = []) => ({ name, url: `${target.url}${route}`, headers, pid: target.pid });
+  const apiKey = [["X-API-Key", demoKey.key]];
+  const bearer = (alg) => [["Authorization", `Bearer ${tokens[alg]}`]];
+  results.push(
+    ...(await measureAll([
+      { name: "direct", url: `${origin.url}/bench/x`, headers: [], pid: null },
+      on(passthrough, "passthrough", "/bench/x"),
+      on(jsCache, "js-cache-hit", "/bench/x"),
+      on(jsGateway, "js-gateway", "/apikey/bench/x", apiKey),
+      on(jsGateway, "js-gateway-jwt", "/jwt/bench/x", bearer("HS256")),
+      on(portico, "portico-route", "/route/bench/x"),
+      on(portico, "portico-cache-hit", "/cached/bench/x"),
+      on(portico, "portico-aggregate", "/aggregate/x"),
+      on(portico, "portico-apikey", "/apikey/bench/x", apiKey),
+      on(portico, "portico-apikey-leased", "/apikey-leased/bench/x", apiKey),
+      on(portico, "portico-jwt", "/jwt/bench/x", bearer("ES256")),
+      // A signature check on every request (the issuer keeps no verified
+      // tokens): what a new token costs.
+      on(portico, "portico-jwt-es256-uncached", "/jwt-uncached/bench/x", bearer("ES256")),
+      on(portico, "portico-jwt-rs256-uncached", "/jwt-uncached/bench/x", bearer("RS256")),
+      on(portico, "portico-jwt-hs256", "/jwt-hs256/bench/x", bearer("HS256")),
+    ])),
+  );
+  const pacedRuns = await measureAll(
+    [on(passthrough, "passthrough", "/bench/x"), on(jsCache, "js-cache-hit", "/bench/x"), on(portico, "portico-cache-hit", "/cached/bench/x")],
+    PACED,
+  );
+  paced.push(...pacedRuns.map(({ name, rps, p50, p99 }) => ({ name, rps, p50, p99 })));
 } finally {
+  for (const target of running) await target.stop();
   origin.stop();
 }
 
@@ -196,7 +192,7 @@ const lines = [
   `Portico benchmark, ${new Date().toISOString()}`,
   `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown"}), shared by wrk, workerd and the origin.`,
   `Harness: Miniflare ${JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/miniflare/package.json"), "utf8")).version} Node API (workerd, local KV and Durable Objects, no wrangler dev proxy); origin: fixtures/origin/echo-server.mjs in its own process.`,
-  `Load: wrk -t1 -c${CONNECTIONS}, 2 s warm-up, then ${RUNS} runs of ${SECONDS} s; medians, with the range of req/s across runs.`,
+  `Load: wrk -t1 -c${CONNECTIONS}, 2 s warm-up, then ${RUNS} runs of ${SECONDS} s, interleaved across targets (run 1 of each, then run 2, ...); medians, with the range of req/s across runs.`,
   "",
   "workerd µs/req: CPU time of the target's workerd process per request served (its isolate thread is what saturates here).",
   "",
