@@ -122,10 +122,14 @@ function summary(name, runs) {
  */
 async function measureAll(specs, script = null) {
   const chosen = specs.filter((spec) => ONLY.length === 0 || ONLY.includes(spec.name));
-  for (const spec of chosen) await wrk(spec.url, 2, spec.headers, script); // warm-up: isolates, caches, objects
   const runs = new Map(chosen.map((spec) => [spec.name, []]));
   for (let i = 0; i < RUNS; i += 1) {
     for (const spec of chosen) {
+      // Warm-up before every timed run (2 s the first time: isolates,
+      // caches, objects; then 1 s), so that no run starts with what the
+      // previous target's load left behind (its collection, its
+      // background work) in a shared process.
+      await wrk(spec.url, i === 0 ? 2 : 1, spec.headers, script);
       const cpuBefore = cpuMicros(spec.pid);
       const run = await wrk(spec.url, SECONDS, spec.headers, script);
       run.cpu = (cpuMicros(spec.pid) - cpuBefore) / run.requests;
@@ -192,7 +196,7 @@ const lines = [
   `Portico benchmark, ${new Date().toISOString()}`,
   `Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? "unknown"}), shared by wrk, workerd and the origin.`,
   `Harness: Miniflare ${JSON.parse(fs.readFileSync(path.join(ROOT, "node_modules/miniflare/package.json"), "utf8")).version} Node API (workerd, local KV and Durable Objects, no wrangler dev proxy); origin: fixtures/origin/echo-server.mjs in its own process.`,
-  `Load: wrk -t1 -c${CONNECTIONS}, 2 s warm-up, then ${RUNS} runs of ${SECONDS} s, interleaved across targets (run 1 of each, then run 2, ...); medians, with the range of req/s across runs.`,
+  `Load: wrk -t1 -c${CONNECTIONS}, ${RUNS} runs of ${SECONDS} s, interleaved across targets (run 1 of each, then run 2, ...), each after a warm-up (2 s, then 1 s); medians, with the range of req/s across runs.`,
   "",
   "workerd µs/req: CPU time of the target's workerd process per request served (its isolate thread is what saturates here).",
   "",
