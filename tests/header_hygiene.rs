@@ -107,13 +107,18 @@ fn spoofed_forwarding_headers_from_the_client_are_dropped() {
     }
 }
 
-#[test]
-fn trusted_forwarding_headers_are_kept_and_extended() {
+/// A gateway whose config trusts client-sent forwarding headers.
+fn trusting_forwarded_headers() -> Harness {
     let config = fixture("config/basic.json").replace(
         r#""config_refresh_seconds": 5"#,
         r#""config_refresh_seconds": 5, "trust_forwarded_headers": true"#,
     );
-    let harness = Harness::with_config(&config);
+    Harness::with_config(&config)
+}
+
+#[test]
+fn trusted_forwarding_headers_are_kept_and_extended() {
+    let harness = trusting_forwarded_headers();
     harness.send(request(
         Method::GET,
         "http://gw.example/api/users/1",
@@ -137,11 +142,7 @@ fn trusted_forwarding_headers_are_kept_and_extended() {
 
 #[test]
 fn a_trusted_chain_keeps_every_line_in_order_unless_connection_names_it() {
-    let config = fixture("config/basic.json").replace(
-        r#""config_refresh_seconds": 5"#,
-        r#""config_refresh_seconds": 5, "trust_forwarded_headers": true"#,
-    );
-    let harness = Harness::with_config(&config);
+    let harness = trusting_forwarded_headers();
     harness.send(request(
         Method::GET,
         "http://gw.example/api/users/1",
