@@ -50,13 +50,12 @@ pub fn connection_listed(headers: &HeaderMap) -> Vec<HeaderName> {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .map(str::trim)
-        // `keep-alive` and `close`, the usual tokens, need no name of
-        // their own: the first is in the fixed set, the second no header.
+        // Names of the fixed set (`keep-alive`, the usual token) go
+        // anyway and need no name of their own here.
         .filter(|token| {
-            !token.eq_ignore_ascii_case("close")
-                && !HOP_BY_HOP
-                    .iter()
-                    .any(|name| token.eq_ignore_ascii_case(name))
+            !HOP_BY_HOP
+                .iter()
+                .any(|name| token.eq_ignore_ascii_case(name))
         })
         .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect()
@@ -77,5 +76,17 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn every_connection_option_names_a_header_to_remove_even_close() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", "Close, X-Option".parse().unwrap());
+        headers.insert("close", "a field named after the option".parse().unwrap());
+        headers.insert("x-option", "listed".parse().unwrap());
+        headers.insert("x-kept", "end-to-end".parse().unwrap());
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<_> = headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(left, ["x-kept"]);
     }
 }

@@ -216,9 +216,9 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
-/// Set the `X-Forwarded-*` headers for the upstream.
-/// Write `X-Forwarded-For` (the chain the client sent, when trusted, then
-/// the client's address), `-Proto` and `-Host`.
+/// Set the `X-Forwarded-*` headers for the upstream: `X-Forwarded-For`
+/// (the chain the client sent, when trusted, then the client's address),
+/// `-Proto` and `-Host`.
 fn set_forwarding_headers(
     headers: &mut HeaderMap,
     client: &ClientInfo,
@@ -312,7 +312,8 @@ pub fn upstream_headers(
             continue;
         }
         if name == X_FORWARDED_FOR {
-            // Rebuilt below: extended when trusted, else replaced.
+            // Reached only when trusted (else a dropped claim): the chain
+            // is extended below.
             if let Ok(value) = value.to_str()
                 && !value.trim().is_empty()
             {
@@ -321,9 +322,6 @@ pub fn upstream_headers(
             continue;
         }
         headers.append(name.clone(), value.clone());
-    }
-    if !trust_client {
-        previous_for.clear();
     }
     set_forwarding_headers(&mut headers, client, previous_for, trust_client);
     if let Ok(value) = HeaderValue::from_str(request_id) {
@@ -342,9 +340,10 @@ fn is_forwarding_claim(name: &HeaderName) -> bool {
 /// names with `_` (CGI, WSGI, Rack and PHP servers read `X_Portico_Roles`
 /// as `X-Portico-Roles`, so any such header could stand in for one the
 /// gateway owns or strips; like nginx, the gateway drops them all rather
-/// than keep a list of every collision), the configured strip list, hop-by-hop headers and those
-/// `Connection` lists, `Host` and `Expect`; forwarding claims unless
-/// trusted; and on a cached route the inputs no cache key holds.
+/// than keep a list of every collision), the configured strip list,
+/// hop-by-hop headers and those `Connection` lists, `Host` and `Expect`;
+/// forwarding claims unless trusted; and on a cached route the inputs no
+/// cache key holds.
 fn is_dropped(
     name: &HeaderName,
     settings: &Settings,
