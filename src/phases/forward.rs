@@ -42,6 +42,8 @@
 //! hop-by-hop): the runtime cannot send a body with them, and a length
 //! without its body would leave the origin waiting.
 
+use std::net::IpAddr;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{PathAndQuery, Uri};
 
@@ -89,7 +91,7 @@ where
         &ctx.headers,
         &ctx.client,
         &config.settings,
-        &ctx.request_id,
+        ctx.request_id_value.as_ref(),
         cached,
     );
     transform::upstream_headers(ctx, &mut headers);
@@ -187,8 +189,8 @@ where
         }
     }
     set_forwarding_headers(&mut headers, &ctx.client, Vec::new(), false);
-    if let Ok(value) = HeaderValue::from_str(&ctx.request_id) {
-        headers.insert(&config.settings.request_id_header, value);
+    if let Some(value) = &ctx.request_id_value {
+        headers.insert(&config.settings.request_id_header, value.clone());
     }
     headers.insert(TRACEPARENT, ctx.traceparent.clone());
     set_identity_headers(
@@ -222,14 +224,18 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 fn set_forwarding_headers(
     headers: &mut HeaderMap,
     client: &ClientInfo,
-    mut chain: Vec<String>,
+    chain: Vec<String>,
     trust_client: bool,
 ) {
+    let mut forwarded_for = chain.join(", ");
     if let Some(ip) = client.ip {
-        chain.push(ip.to_string());
+        if !forwarded_for.is_empty() {
+            forwarded_for.push_str(", ");
+        }
+        push_ip(&mut forwarded_for, ip);
     }
-    if !chain.is_empty()
-        && let Ok(value) = HeaderValue::from_str(&chain.join(", "))
+    if !forwarded_for.is_empty()
+        && let Ok(value) = HeaderValue::try_from(forwarded_for)
     {
         headers.insert(&X_FORWARDED_FOR, value);
     }
@@ -247,11 +253,42 @@ fn set_forwarding_headers(
     );
 }
 
+/// Write `ip` as its `Display` does; an IPv4 address (nearly every
+/// client) without the formatting machinery.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (index, octet) in v4.octets().into_iter().enumerate() {
+                if index > 0 {
+                    out.push('.');
+                }
+                if octet >= 100 {
+                    out.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    out.push(char::from(b'0' + octet / 10 % 10));
+                }
+                out.push(char::from(b'0' + octet % 10));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
 fn set_unless_kept(headers: &mut HeaderMap, name: HeaderName, value: Option<&str>, keep: bool) {
     if keep && headers.contains_key(&name) {
         return;
     }
-    match value.and_then(|v| HeaderValue::from_str(v).ok()) {
+    let value = match value {
+        // The usual schemes need no copy.
+        Some("https") => Some(HeaderValue::from_static("https")),
+        Some("http") => Some(HeaderValue::from_static("http")),
+        other => other.and_then(|v| HeaderValue::from_str(v).ok()),
+    };
+    match value {
         Some(value) => {
             headers.insert(name, value);
         }
@@ -298,7 +335,7 @@ pub fn upstream_headers(
     client_headers: &HeaderMap,
     client: &ClientInfo,
     settings: &Settings,
-    request_id: &str,
+    request_id: Option<&HeaderValue>,
     cached: bool,
 ) -> HeaderMap {
     let trust_client = settings.trust_forwarded_headers && !cached;
@@ -324,8 +361,8 @@ pub fn upstream_headers(
         headers.append(name.clone(), value.clone());
     }
     set_forwarding_headers(&mut headers, client, previous_for, trust_client);
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert(&settings.request_id_header, value);
+    if let Some(value) = request_id {
+        headers.insert(&settings.request_id_header, value.clone());
     }
     headers
 }
@@ -435,5 +472,37 @@ fn set_identity_headers(
             path_and_query,
             &values,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_written_as_display_writes_them() {
+        let addresses = [
+            "0.0.0.0",
+            "1.2.3.4",
+            "9.10.99.100",
+            "127.0.0.1",
+            "203.0.113.255",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+        ];
+        for text in addresses {
+            let ip: IpAddr = text.parse().unwrap();
+            let mut written = String::new();
+            push_ip(&mut written, ip);
+            assert_eq!(written, ip.to_string(), "{text}");
+        }
+        for octet in 0..=255u8 {
+            let ip = IpAddr::from([octet, 255 - octet, octet / 3, 7]);
+            let mut written = String::new();
+            push_ip(&mut written, ip);
+            assert_eq!(written, ip.to_string());
+        }
     }
 }

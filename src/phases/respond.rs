@@ -2,7 +2,7 @@
 //! the request id and `traceparent` headers, and no body on a response to
 //! HEAD.
 
-use http::{HeaderValue, Method, Response};
+use http::{Method, Response};
 
 use crate::body::Body;
 use crate::observe::trace::TRACEPARENT;
@@ -11,8 +11,8 @@ use crate::pipeline::context::RequestCtx;
 /// Stamp the request id and trace, and drop the body of a HEAD response.
 pub fn finish<S>(ctx: &RequestCtx<S>, mut response: Response<Body<S>>) -> Response<Body<S>> {
     let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(&ctx.request_id) {
-        headers.insert(ctx.request_id_header(), value);
+    if let Some(value) = &ctx.request_id_value {
+        headers.insert(ctx.request_id_header(), value.clone());
     }
     headers.insert(TRACEPARENT, ctx.traceparent.clone());
     if ctx.method == Method::HEAD {

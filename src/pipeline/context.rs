@@ -195,6 +195,9 @@ pub struct RequestCtx<S> {
     /// The normalised host the client asked for.
     pub host: Option<String>,
     pub request_id: String,
+    /// The request id as the upstream and the client receive it, made
+    /// once (`None` only if an id could not be a header value).
+    pub request_id_value: Option<HeaderValue>,
     pub trace: TraceContext,
     /// `traceparent` as the upstream and the client receive it, made once.
     pub traceparent: HeaderValue,
@@ -270,6 +273,7 @@ impl<S> RequestCtx<S> {
             locator: None,
             location: None,
             host,
+            request_id_value: HeaderValue::from_str(&request_id).ok(),
             request_id,
             traceparent: trace.traceparent(),
             trace,
