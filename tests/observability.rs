@@ -303,6 +303,15 @@ fn a_get_that_got_no_response_is_sent_once_more_and_both_tries_are_logged() {
             .contains("refused")
     );
     assert_eq!(log.attempts[1].status, Some(200));
+    // The second try is the same request: same URL, same headers (request
+    // id, trace and forwarding headers included).
+    let sent = harness.platform.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0].method, sent[1].method);
+    assert_eq!(sent[0].uri, sent[1].uri);
+    assert_eq!(sent[0].headers, sent[1].headers);
+    assert!(sent[1].headers.contains_key("x-request-id"));
+    assert!(sent[1].headers.contains_key("traceparent"));
 }
 
 #[test]

@@ -66,7 +66,9 @@ pub async fn run<P: Platform>(
     let (response, origin) = match &route.service.upstream {
         Upstream::Single(origin) => {
             let request = forward::build(platform, config, ctx, origin)?;
-            let sent = single::send(platform, request, route.timeout).await;
+            // The retry's request, if due, is built the same way again.
+            let remake = || forward::build(platform, config, ctx, origin).ok();
+            let sent = single::send_or_remake(platform, request, route.timeout, remake).await;
             ctx.upstream.attempts = sent.attempts;
             (sent.response, Some(origin))
         }
@@ -254,10 +256,17 @@ pub async fn send_leg<P: Platform>(
 ) -> Sent<P::Stream> {
     let upstream = &leg.service.upstream;
     let Upstream::Balanced(balanced) = upstream else {
-        let request = first_choice(isolate, platform, config, upstream, None)
-            .and_then(|origin| forward::leg_request(platform, config, ctx, leg, &origin, &path));
+        let request = first_choice(isolate, platform, config, upstream, None).and_then(|origin| {
+            let request = forward::leg_request(platform, config, ctx, leg, &origin, &path)?;
+            Ok((request, origin))
+        });
         return match request {
-            Ok(request) => single::send(platform, request, timeout).await,
+            Ok((request, origin)) => {
+                // The retry's request, if due, is built the same way again.
+                let remake =
+                    || forward::leg_request(platform, config, ctx, leg, &origin, &path).ok();
+                single::send_or_remake(platform, request, timeout, remake).await
+            }
             Err(error) => Sent {
                 response: Err(error),
                 attempts: Vec::new(),

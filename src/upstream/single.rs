@@ -27,11 +27,34 @@ pub struct Sent<S> {
     pub attempts: Vec<AttemptLog>,
 }
 
-/// Send `request` to its target within `timeout`.
+/// Send `request` to its target within `timeout`, keeping a copy of its
+/// head in case the retry is due.
 pub async fn send<P>(
     platform: &P,
     request: http::Request<Body<P::Stream>>,
     timeout: Duration,
+) -> Sent<P::Stream>
+where
+    P: Clock + HttpClient,
+{
+    let copy = retryable(&request).then(|| {
+        let mut copy = http::Request::new(Body::Empty);
+        *copy.method_mut() = request.method().clone();
+        *copy.uri_mut() = request.uri().clone();
+        *copy.headers_mut() = request.headers().clone();
+        copy
+    });
+    send_or_remake(platform, request, timeout, move || copy).await
+}
+
+/// Send `request` to its target within `timeout`; `remake` builds the
+/// same request again, and is called only when the retry is due (so the
+/// request that succeeds, nearly every one, is never copied).
+pub async fn send_or_remake<P>(
+    platform: &P,
+    request: http::Request<Body<P::Stream>>,
+    timeout: Duration,
+    remake: impl FnOnce() -> Option<http::Request<Body<P::Stream>>>,
 ) -> Sent<P::Stream>
 where
     P: Clock + HttpClient,
@@ -41,20 +64,18 @@ where
         .authority()
         .map_or_else(String::new, |a| a.as_str().to_owned());
     let started = platform.now();
-    let retry = retryable(&request).then(|| {
-        let mut copy = http::Request::new(Body::Empty);
-        *copy.method_mut() = request.method().clone();
-        *copy.uri_mut() = request.uri().clone();
-        *copy.headers_mut() = request.headers().clone();
-        copy
-    });
+    let may_retry = retryable(&request);
 
     let mut attempts = Vec::with_capacity(1);
     let first = platform.fetch(request, FetchOptions { timeout }).await;
     let elapsed = platform.now().since(started);
     attempts.push(attempt(&target, &first, elapsed));
-    let result = match (first, retry) {
-        (Err(FetchError::Unreachable(_)), Some(again)) if elapsed < timeout => {
+    let again = match &first {
+        Err(FetchError::Unreachable(_)) if may_retry && elapsed < timeout => remake(),
+        _ => None,
+    };
+    let result = match (first, again) {
+        (Err(FetchError::Unreachable(_)), Some(again)) => {
             let second_started = platform.now();
             let second = platform
                 .fetch(
