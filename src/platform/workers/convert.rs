@@ -18,11 +18,12 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use js_sys::{Promise, Uint8Array};
+use js_sys::Uint8Array;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use web_sys::ReadableStream;
 
+use super::settle::{self, Settled};
 use crate::body::Body;
 use crate::platform::RequestBodyLimit;
 
@@ -104,7 +105,10 @@ async function drain(reader) {
     // The client went away: nothing left to drain.
   }
 }
-export function portico_fetch(head, arrived, body, timeoutMs, bodyLimit) {
+// Reports the response, or why there is none, through `settled(slot, ok,
+// value)` (the promise bridge's callback) rather than through a promise of
+// its own, which would cost the request one more reaction.
+export function portico_fetch(head, arrived, body, timeoutMs, bodyLimit, slot, settled) {
   const lines = head.split("\n");
   // With the headers the request arrived with, the head lists only what
   // changed; else every header.
@@ -115,14 +119,18 @@ export function portico_fetch(head, arrived, body, timeoutMs, bodyLimit) {
   if (body !== undefined) init.body = bodyLimit >= 0 && body instanceof ReadableStream ? limited(body, bodyLimit, state, controller) : body;
   // Until the response headers arrive; the body then streams on.
   const timer = setTimeout(() => controller.abort(new DOMException("no response in time", "TimeoutError")), timeoutMs);
-  return fetch(lines[1], init).then(
-    (response) => { clearTimeout(timer); return response; },
+  fetch(lines[1], init).then(
+    (response) => {
+      clearTimeout(timer);
+      settled(slot, true, response);
+    },
     (error) => {
       clearTimeout(timer);
-      if (!state.over) throw error;
-      return state.drained.then(() => {
-        throw new DOMException("request body over the route's limit", "BodyLimitError");
-      });
+      if (!state.over) {
+        settled(slot, false, error);
+        return;
+      }
+      state.drained.then(() => settled(slot, false, new DOMException("request body over the route's limit", "BodyLimitError")));
     },
   );
 }
@@ -146,7 +154,9 @@ extern "C" {
         body: JsValue,
         timeout_ms: u32,
         body_limit: f64,
-    ) -> Result<Promise, JsValue>;
+        slot: u32,
+        settled: &JsValue,
+    ) -> Result<(), JsValue>;
     #[wasm_bindgen(catch)]
     fn portico_response(
         head: &str,
@@ -411,14 +421,11 @@ fn push_uri(out: &mut String, uri: &Uri) {
     }
 }
 
-/// Send the core's upstream request (redirects not followed); the promise
-/// of the response. The request is aborted if its headers have not come
-/// back after `timeout_ms`; the promise then rejects with a
-/// `TimeoutError` (see [`is_timeout`]).
-pub fn fetch(
-    request: http::Request<Body<ReadableStream>>,
-    timeout_ms: u32,
-) -> Result<Promise, String> {
+/// Send the core's upstream request (redirects not followed); the
+/// response, or the error that ended it. The request is aborted if its
+/// headers have not come back after `timeout_ms`, with a `TimeoutError`
+/// (see [`is_timeout`]).
+pub fn fetch(request: http::Request<Body<ReadableStream>>, timeout_ms: u32) -> Settled {
     let (parts, body) = request.into_parts();
     let mut head = String::with_capacity(128 + parts.headers.len() * 40);
     head.push_str(parts.method.as_str());
@@ -440,7 +447,9 @@ pub fn fetch(
         .extensions
         .get::<RequestBodyLimit>()
         .map_or(-1.0, |limit| limit.0 as f64);
-    portico_fetch(&head, arrived, body, timeout_ms, body_limit).map_err(|e| js_error_text(&e))
+    settle::settle_by(|slot, settled| {
+        portico_fetch(&head, arrived, body, timeout_ms, body_limit, slot, settled)
+    })
 }
 
 /// A runtime response (from the upstream or the cache) as the core's type;

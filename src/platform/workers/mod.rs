@@ -231,8 +231,7 @@ impl HttpClient for WorkersPlatform {
             .extensions()
             .get::<super::RequestBodyLimit>()
             .copied();
-        let sent = convert::fetch(request, timeout_ms).map_err(FetchError::Unreachable)?;
-        match settle::settle(sent).await {
+        match convert::fetch(request, timeout_ms).await {
             Ok(response) => convert::upstream_response(response.unchecked_into())
                 .map_err(FetchError::Unreachable),
             Err(error) if convert::is_timeout(&error) => Err(FetchError::Timeout(options.timeout)),

@@ -5,9 +5,12 @@
 //! allocated on the wasm side: every settlement goes through one callback
 //! made once per instance, which records the result in a slot and wakes
 //! the waiting task from the top of the stack, where `task` may poll it in
-//! place rather than queueing a microtask.
+//! place rather than queueing a microtask. A JavaScript helper that can
+//! report its outcome itself (the upstream fetch) is handed a slot and
+//! that callback instead (`settle_by`), which saves the request a promise
+//! and its reaction.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{OnceCell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -22,28 +25,26 @@ use crate::platform::slots::Slots;
 use crate::platform::task::{self, Task};
 
 #[wasm_bindgen(inline_js = r#"
-let settle;
-export function portico_settle_with(callback) {
-  settle = callback;
-}
-// The callback of this instance, taken now: a promise that outlives a
-// replaced instance must not settle into the new one's slots.
-export function portico_await(promise, slot) {
-  const settled = settle;
-  const report = (ok, value) => {
+// The instance's settle callback as JavaScript calls it. A trap in the
+// task it polls (the glue has already marked the module for
+// re-instantiation) is reported as uncaught, through the global "error"
+// event as a trap in a microtask would be, rather than lost as the
+// rejection of a promise no one holds.
+export function portico_reporter(settle) {
+  return (slot, ok, value) => {
     try {
-      settled(slot, ok, value);
+      settle(slot, ok, value);
     } catch (error) {
-      // A trap in the task polled here (the glue has already marked the
-      // module for re-instantiation): reported as uncaught, through the
-      // global "error" event as a trap in a microtask would be, rather
-      // than lost as the rejection of a promise no one holds.
       queueMicrotask(() => {
         throw error;
       });
     }
   };
-  promise.then((value) => report(true, value), (error) => report(false, error));
+}
+// The callback is this instance's, passed in now: a promise that
+// outlives a replaced instance must not settle into the new one's slots.
+export function portico_await(promise, slot, settled) {
+  promise.then((value) => settled(slot, true, value), (error) => settled(slot, false, error));
 }
 export function portico_deferred() {
   let resolve, reject;
@@ -55,8 +56,8 @@ export function portico_deferred() {
 }
 "#)]
 extern "C" {
-    fn portico_settle_with(callback: &JsValue);
-    fn portico_await(promise: &Promise, slot: u32);
+    fn portico_reporter(settle: &JsValue) -> JsValue;
+    fn portico_await(promise: &Promise, slot: u32, settled: &JsValue);
     fn portico_deferred() -> js_sys::Array;
 }
 
@@ -64,16 +65,19 @@ type Outcome = Result<JsValue, JsValue>;
 
 thread_local! {
     static SLOTS: RefCell<Slots<Outcome>> = RefCell::new(Slots::default());
-    static INSTALLED: Cell<bool> = const { Cell::new(false) };
+    /// The instance's settle callback, `(slot, ok, value)`, once made: it
+    /// lives as long as the instance, and every settlement goes through it.
+    static CALLBACK: OnceCell<JsValue> = const { OnceCell::new() };
 }
 
-fn install() {
-    if INSTALLED.with(|installed| installed.replace(true)) {
-        return;
-    }
-    let callback = Closure::<dyn FnMut(u32, bool, JsValue)>::new(on_settled);
-    // Lives as long as the instance: every settlement goes through it.
-    portico_settle_with(&callback.into_js_value());
+/// Run `f` with the instance's settle callback (made on first use).
+fn with_callback<R>(f: impl FnOnce(&JsValue) -> R) -> R {
+    CALLBACK.with(|callback| {
+        f(callback.get_or_init(|| {
+            let settle = Closure::<dyn FnMut(u32, bool, JsValue)>::new(on_settled);
+            portico_reporter(&settle.into_js_value())
+        }))
+    })
 }
 
 fn on_settled(slot: u32, ok: bool, value: JsValue) {
@@ -93,9 +97,22 @@ pub struct Settled {
 
 /// Await `promise`.
 pub fn settle(promise: Promise) -> Settled {
-    install();
     let slot = SLOTS.with(|slots| slots.borrow_mut().take());
-    portico_await(&promise, slot);
+    with_callback(|settled| portico_await(&promise, slot, settled));
+    Settled { slot: Some(slot) }
+}
+
+/// Await an outcome that JavaScript reports itself, without a promise of
+/// its own in between: `start` is given a slot and the settle callback,
+/// and arranges for `callback(slot, ok, value)` to be called once. If
+/// `start` fails, that failure is the outcome.
+pub fn settle_by(start: impl FnOnce(u32, &JsValue) -> Result<(), JsValue>) -> Settled {
+    let slot = SLOTS.with(|slots| slots.borrow_mut().take());
+    if let Err(error) = with_callback(|callback| start(slot, callback)) {
+        // Nothing will report: the slot is settled here (no task waits on
+        // it yet, so there is no one to wake).
+        let _none = SLOTS.with(|slots| slots.borrow_mut().settle(slot, Err(error)));
+    }
     Settled { slot: Some(slot) }
 }
 
