@@ -246,18 +246,22 @@ impl Arrived {
     }
 }
 
-/// The lines of a head after its first `skip` ones, as one shared buffer.
-fn header_lines(head: String, skip: usize) -> (Vec<String>, Bytes) {
-    let mut first = Vec::with_capacity(skip);
-    let mut rest = head.as_str();
-    for _ in 0..skip {
-        let (line, after) = rest.split_once('\n').unwrap_or((rest, ""));
-        first.push(line.to_owned());
-        rest = after;
-    }
-    let start = head.len() - rest.len();
-    let bytes = Bytes::from(head.into_bytes());
-    (first, bytes.slice(start..))
+/// A head as one shared buffer: its first `N` lines, and the lines after
+/// them (the headers). Nothing is copied.
+fn split_head<const N: usize>(head: String) -> ([Bytes; N], Bytes) {
+    let head = Bytes::from(head.into_bytes());
+    let mut at = 0;
+    let first = std::array::from_fn(|_| {
+        let rest = head.get(at..).unwrap_or_default();
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(head.len(), |n| at + n);
+        let line = head.slice(at..end);
+        at = (end + 1).min(head.len());
+        line
+    });
+    (first, head.slice(at..))
 }
 
 /// Headers from "name\nvalue\n" lines. Values point into the lines'
@@ -381,15 +385,10 @@ fn js_body(body: Body<ReadableStream>) -> JsValue {
 pub fn inbound_request(
     request: &web_sys::Request,
 ) -> Result<http::Request<Body<ReadableStream>>, String> {
-    let (first, head) = header_lines(portico_request_head(request), 2);
-    let mut first = first.into_iter();
-    let method = Method::from_bytes(first.next().unwrap_or_default().as_bytes())
-        .map_err(|_| "the method is not a valid token".to_owned())?;
-    let uri: Uri = first
-        .next()
-        .unwrap_or_default()
-        .parse()
-        .map_err(|_| "the URL could not be parsed".to_owned())?;
+    let ([method, url], head) = split_head(portico_request_head(request));
+    let method =
+        Method::from_bytes(&method).map_err(|_| "the method is not a valid token".to_owned())?;
+    let uri = Uri::from_maybe_shared(url).map_err(|_| "the URL could not be parsed".to_owned())?;
     let mut inbound = http::Request::new(match request.body() {
         Some(stream) => Body::Stream(stream),
         None => Body::Empty,
@@ -457,9 +456,9 @@ pub fn fetch(request: http::Request<Body<ReadableStream>>, timeout_ms: u32) -> S
 pub fn upstream_response(
     response: web_sys::Response,
 ) -> Result<http::Response<Body<ReadableStream>>, String> {
-    let (first, head) = header_lines(portico_response_head(&response), 1);
-    let status = first
-        .first()
+    let ([status], head) = split_head(portico_response_head(&response));
+    let status = std::str::from_utf8(&status)
+        .ok()
         .and_then(|status| status.parse::<u16>().ok())
         .and_then(|status| StatusCode::from_u16(status).ok())
         .ok_or_else(|| "the response has an invalid status".to_owned())?;

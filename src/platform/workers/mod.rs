@@ -40,6 +40,12 @@ const ANALYTICS_BINDING: &str = "ANALYTICS";
 /// A rate-limit object that has not answered by then counts as failed.
 const RATE_LIMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
+thread_local! {
+    /// Whether this isolate's Worker has a metrics dataset bound, once a
+    /// request has looked.
+    static ANALYTICS_BOUND: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
 /// The platform as seen from one request of a Worker: a cheap handle that
 /// background work may keep past the response.
 #[derive(Clone)]
@@ -51,9 +57,17 @@ pub struct WorkersPlatform {
 
 impl WorkersPlatform {
     pub fn new(env: worker::Env, context: Option<worker::Context>) -> Self {
-        let analytics = env
-            .get_binding::<worker::AnalyticsEngineDataset>(ANALYTICS_BINDING)
-            .ok();
+        // An isolate's bindings never change: once it is known that no
+        // dataset is bound, no request looks for one again.
+        let analytics = if ANALYTICS_BOUND.get() == Some(false) {
+            None
+        } else {
+            let dataset = env
+                .get_binding::<worker::AnalyticsEngineDataset>(ANALYTICS_BINDING)
+                .ok();
+            ANALYTICS_BOUND.set(Some(dataset.is_some()));
+            dataset
+        };
         WorkersPlatform {
             env,
             context: context.map(Rc::new),
