@@ -326,13 +326,8 @@ export function portico_limit(namespace, name, body, timeoutMs) {
   const late = new Promise((_, reject) => {
     timer = setTimeout(() => reject(new DOMException("no answer in time", "TimeoutError")), timeoutMs);
   });
-  const call = stub.fetch("https://rate-limiter.internal/apply", { method: "POST", body }).then((reply) => {
-    if (reply.status !== 200) {
-      reply.body?.cancel();
-      throw new Error(`the rate-limit object answered ${reply.status}`);
-    }
-    return reply.text();
-  });
+  // RPC (the object's `limit`): no request, response or body streams.
+  const call = stub.limit(body);
   return Promise.race([call, late]).finally(() => clearTimeout(timer));
 }
 "#)]
@@ -346,10 +341,9 @@ extern "C" {
     ) -> Result<js_sys::Promise, JsValue>;
 }
 
-/// The call goes through a small JavaScript helper: the stub, the
-/// request, the timeout and reading the reply are one crossing, and the
-/// reply is read by the runtime as text rather than chunk by chunk
-/// through Rust.
+/// The call goes through a small JavaScript helper: the stub, the RPC
+/// call and the timeout are one crossing, and the reply arrives as one
+/// string.
 impl RateLimitStore for WorkersPlatform {
     async fn rate_limit(
         &self,
