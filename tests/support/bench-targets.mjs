@@ -78,6 +78,32 @@ export async function startPassthrough(originUrl, options = {}) {
 
 
 /**
+ * A Worker that answers every request from memory, with no I/O at all:
+ * the fastest Worker this harness can run. Under saturating load its tail
+ * is the runtime's own queueing, which every target that answers without
+ * waiting on I/O (a cache hit) shares; the paced runs are the latency
+ * comparison.
+ */
+export async function startStatic(options = {}) {
+  const port = await freePort();
+  const body = JSON.stringify({ service: "static", path: "/bench/x", padding: "x".repeat(512) });
+  const mf = new Miniflare({
+    ...options,
+    modules: true,
+    script: `export default {
+      fetch() {
+        return new Response(${JSON.stringify(body)}, { headers: { "content-type": "application/json" } });
+      },
+    };`,
+    compatibilityDate,
+    host: "127.0.0.1",
+    port,
+  });
+  await mf.ready;
+  return { url: `http://127.0.0.1:${port}`, stop: () => mf.dispose() };
+}
+
+/**
  * The cache a Workers user would write by hand: look the URL up in
  * caches.default, else fetch the origin and store a copy with waitUntil.
  * The baseline for `portico-cache-hit`: the same runtime's Cache API, so

@@ -20,7 +20,7 @@ import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 
-import { demoKey, startJsCache, startJsGateway, startOrigin, startPassthrough, startPortico, tokens } from "./bench-targets.mjs";
+import { demoKey, startJsCache, startJsGateway, startOrigin, startPassthrough, startPortico, startStatic, tokens } from "./bench-targets.mjs";
 import { ROOT } from "./stack.mjs";
 
 const args = process.argv.slice(2);
@@ -164,6 +164,8 @@ try {
   const specs = [
     { name: "direct", url: `${origin.url}/bench/x`, headers: [], pid: null },
     await own("passthrough", passthrough, "/bench/x"),
+    // No I/O at all: the harness's own floor, and its own tail.
+    await own("static", () => startStatic(), "/bench/x"),
     await own("js-cache-hit", () => startJsCache(origin.url), "/bench/x"),
     await own("js-gateway", jsGateway, "/apikey/bench/x", apiKey),
     await own("js-gateway-jwt", jsGateway, "/jwt/bench/x", bearer("HS256")),
@@ -182,7 +184,7 @@ try {
   results.push(...(await measureAll(specs)));
   const byTarget = Object.fromEntries(specs.map((spec) => [spec.name, spec]));
   const pacedRuns = await measureAll(
-    ["passthrough", "js-cache-hit", "portico-cache-hit"].map((name) => byTarget[name]).filter(Boolean),
+    ["passthrough", "static", "js-cache-hit", "portico-cache-hit"].map((name) => byTarget[name]).filter(Boolean),
     PACED,
   );
   paced.push(...pacedRuns.map(({ name, rps, p50, p99 }) => ({ name, rps, p50, p99 })));
