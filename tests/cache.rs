@@ -444,6 +444,25 @@ fn a_new_generation_retires_every_entry_of_the_route() {
 }
 
 #[test]
+fn a_miss_while_the_store_is_under_way_is_answered_from_the_isolates_copy() {
+    let harness = thirty_seconds();
+    let gate = Gate::new();
+    harness.platform.hold_cache_puts(Some(gate.clone()));
+    let url = "http://gw.example/catalog/1";
+    let first = get(&harness, url, &[]);
+    assert_eq!(gate.waiting(), 1, "the store is under way");
+    assert!(harness.platform.cache_keys().is_empty());
+    let second = get(&harness, url, &[]);
+    assert_eq!(cache_status(&second), "Portico; hit; ttl=30");
+    assert_eq!(body_json(&second), body_json(&first));
+    assert_eq!(origin_calls(&harness), 1, "the origin saw the first only");
+    gate.open();
+    harness.platform.run_background();
+    assert_eq!(harness.platform.cache_keys().len(), 1, "then stored");
+    assert_eq!(harness.platform.pending_background(), 0);
+}
+
+#[test]
 fn a_failing_cache_is_a_logged_miss_never_an_error() {
     let harness = thirty_seconds();
     harness.platform.fail_cache(Some("cache unavailable"));

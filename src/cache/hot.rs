@@ -1,7 +1,8 @@
 //! The isolate's own copies of small entries it has just served from the
-//! data centre's cache, so that the next hits of a hot key cost no cache
-//! lookup at all (the lookup is I/O, and on a busy key most of a hit's
-//! time).
+//! data centre's cache, or just read from the origin to store, so that
+//! the next hits of a hot key cost no cache lookup at all (the lookup is
+//! I/O, and on a busy key most of a hit's time), and a miss that arrives
+//! while a store is under way needs no second trip to the origin.
 //!
 //! A copy answers for [`HOLD`]; then one request looks the entry up again
 //! (and renews the copy), while the others go on with the copy for at

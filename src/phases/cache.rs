@@ -277,10 +277,12 @@ fn refresh<P: Platform>(
                 if let Storability::Store(lifetime) =
                     entry::storability(&policy, status, response.headers())
                 {
-                    put(
-                        &platform, &route.id, &key, &policy, lifetime, response, None,
-                    )
-                    .await;
+                    let to = Destination {
+                        route_id: &route.id,
+                        key: &key,
+                        policy: &policy,
+                    };
+                    put(&platform, &isolate, &to, lifetime, response, None).await;
                 }
             }
             Err(error) => failed(&platform, &route.id, "refresh", &error.to_string()),
@@ -289,16 +291,32 @@ fn refresh<P: Platform>(
     });
 }
 
-/// Read a response to the end (within the policy's cap) and store it.
+/// Where a response is stored: its route, its entry's key and the
+/// route's policy.
+struct Destination<'a> {
+    route_id: &'a str,
+    key: &'a str,
+    policy: &'a CachePolicy,
+}
+
+/// Read a response to the end (within the policy's cap) and store it,
+/// sharing it with the requests that wait for it. A small one is also
+/// kept as the isolate's own copy before the (slower) store, so that a
+/// miss arriving while the store is under way is answered from memory
+/// instead of going to the origin again.
 async fn put<P: Platform>(
     platform: &P,
-    route_id: &str,
-    key: &str,
-    policy: &CachePolicy,
+    isolate: &Isolate,
+    to: &Destination<'_>,
     lifetime: Lifetime,
     response: http::Response<Body<P::Stream>>,
     lead: Option<Lead>,
 ) {
+    let Destination {
+        route_id,
+        key,
+        policy,
+    } = *to;
     let stored_at = platform.now();
     let (mut parts, body) = response.into_parts();
     let bytes = match platform.read_body(body, policy.max_body_bytes).await {
@@ -333,8 +351,20 @@ async fn put<P: Platform>(
     parts
         .headers
         .insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    // The copy is what a lookup would give back (`keep` takes only small,
+    // fresh ones).
+    let mut kept = parts.headers.clone();
+    let now = platform.now();
+    if let Some(meta) = entry::from_storage(&mut kept, now) {
+        isolate
+            .hot_entries
+            .borrow_mut()
+            .keep(key, now, meta, parts.status, &kept, bytes.clone());
+    }
     let stored = http::Response::from_parts(parts, Body::Full(bytes));
     if let Err(error) = platform.cache_put(key, stored).await {
+        // Not stored: the copy goes too, as it would with a failed lookup.
+        isolate.hot_entries.borrow_mut().forget(key);
         failed(platform, route_id, "put", &error.to_string());
     }
 }
@@ -343,6 +373,7 @@ async fn put<P: Platform>(
 /// share it with waiting requests, or answer with a stale entry when the
 /// origin failed and the policy allows.
 pub fn store<P: Platform>(
+    isolate: &Rc<Isolate>,
     platform: &P,
     ctx: &mut RequestCtx<P::Stream>,
     result: Result<http::Response<Body<P::Stream>>, GatewayError>,
@@ -406,22 +437,19 @@ pub fn store<P: Platform>(
         }
     };
     let stored = copy_of(&parts, for_cache);
-    let (platform_handle, key, policy) = (
+    let (isolate, platform_handle, key, policy) = (
+        Rc::clone(isolate),
         platform.clone(),
         cache.key.clone(),
         Rc::clone(&cache.policy),
     );
     platform.wait_until(async move {
-        put(
-            &platform_handle,
-            &route_id,
-            &key,
-            &policy,
-            lifetime,
-            stored,
-            lead,
-        )
-        .await;
+        let to = Destination {
+            route_id: &route_id,
+            key: &key,
+            policy: &policy,
+        };
+        put(&platform_handle, &isolate, &to, lifetime, stored, lead).await;
     });
     // `stored` is a promise: made when the body's declared length is
     // within the cap (an over-cap one was passed through above). Without

@@ -157,7 +157,7 @@ async fn request_phases<P: Platform>(
     answer_or_continue!(cache::lookup(isolate, platform, &config, ctx).await?);
     answer_or_continue!(transform::request(platform, ctx).await?);
     let response = upstream::run(isolate, platform, &config, ctx).await;
-    cache::store(platform, ctx, response)
+    cache::store(isolate, platform, ctx, response)
 }
 
 /// A response, and whether it carries the origin's content (then the

@@ -137,6 +137,7 @@ struct State {
     limiter_gate: RefCell<Option<Gate>>,
     cache: RefCell<HashMap<String, http::Response<Bytes>>>,
     cache_failure: RefCell<Option<String>>,
+    cache_put_gate: RefCell<Option<Gate>>,
     background: RefCell<Vec<Work>>,
     virtual_time: Cell<bool>,
     timers: RefCell<Vec<(u64, Waker)>>,
@@ -171,6 +172,7 @@ impl Default for State {
             limiter_gate: RefCell::default(),
             cache: RefCell::default(),
             cache_failure: RefCell::default(),
+            cache_put_gate: RefCell::default(),
             background: RefCell::default(),
             virtual_time: Cell::new(false),
             timers: RefCell::default(),
@@ -343,6 +345,13 @@ impl MemoryPlatform {
         *self.state.cache_failure.borrow_mut() = reason.map(str::to_owned);
     }
 
+    /// Hold every response cache store at `gate` until it opens (or let
+    /// them through at once again), so a store can be under way while
+    /// requests arrive.
+    pub fn hold_cache_puts(&self, gate: Option<Gate>) {
+        *self.state.cache_put_gate.borrow_mut() = gate;
+    }
+
     /// The keys the response cache holds.
     pub fn cache_keys(&self) -> Vec<String> {
         self.state.cache.borrow().keys().cloned().collect()
@@ -355,16 +364,21 @@ impl MemoryPlatform {
 
     /// Run queued background work, including work it queues. Everything
     /// on this platform completes without waiting, so each task finishes
-    /// in one go. Returns how many tasks ran.
+    /// in one go, but for work held at a test's [`Gate`]: that stays
+    /// queued for a later call. Returns how many tasks ran.
     pub fn run_background(&self) -> usize {
         let mut ran = 0;
+        let mut held = Vec::new();
         loop {
             let batch: Vec<Work> = self.state.background.borrow_mut().drain(..).collect();
             if batch.is_empty() {
+                self.state.background.borrow_mut().extend(held);
                 return ran;
             }
-            for work in batch {
-                let _finished = work.now_or_never();
+            for mut work in batch {
+                if (&mut work).now_or_never().is_none() {
+                    held.push(work);
+                }
                 ran += 1;
             }
         }
@@ -641,6 +655,10 @@ impl ResponseCache for MemoryPlatform {
         key: &str,
         response: http::Response<Body<Bytes>>,
     ) -> Result<(), PlatformError> {
+        let gate = self.state.cache_put_gate.borrow().clone();
+        if let Some(gate) = gate {
+            gate.opened().await;
+        }
         self.cache_check()?;
         self.state
             .cache
