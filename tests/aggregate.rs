@@ -271,6 +271,27 @@ fn a_leg_that_does_not_answer_json_is_reported_not_a_crash() {
 }
 
 #[test]
+fn a_leg_that_got_no_response_is_sent_once_more_the_same() {
+    let harness = harness(json!({ "legs": [ leg("user", "/users/1") ] }));
+    let refused = std::cell::Cell::new(false);
+    harness.platform.add_origin("127.0.0.1:9101", move |_| {
+        if !refused.replace(true) {
+            return OriginReply::Refuse;
+        }
+        OriginReply::Respond(http::Response::new(Bytes::from_static(b"{\"ok\":true}")))
+    });
+    let response = dashboard(&harness, "/dashboard/1");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_json(&response)["user"]["ok"], true);
+    // The second try is the same request: URL and every header.
+    let sent = harness.platform.sent();
+    assert_eq!(sent.len(), 2, "one retry");
+    assert_eq!(sent[0].uri, sent[1].uri);
+    assert_eq!(sent[0].headers, sent[1].headers);
+    assert!(sent[1].headers.contains_key("traceparent"));
+}
+
+#[test]
 fn merge_modes_and_field_shaping_apply_as_configured() {
     let shaped = harness(json!({ "merge": "deep", "legs": [
         { "name": "user", "service": "users", "path": "/users/1", "allow": ["method", "path"], "rename": { "path": "user_path" } },
