@@ -27,6 +27,10 @@ use crate::observe::events::Event;
 use crate::observe::metrics::MetricsPoint;
 use crate::ratelimit::object::{LimitCall, LimitReply};
 
+// The head text the Workers adapter moves across the JavaScript boundary;
+// tested natively.
+#[cfg(any(test, all(target_arch = "wasm32", not(feature = "wasm-bench"))))]
+pub mod head;
 pub mod memory;
 // The handler executor the Workers adapter runs requests on, and the
 // table its awaited promises settle into; tested natively.

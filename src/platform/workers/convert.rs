@@ -1,23 +1,19 @@
 //! Conversions between the runtime's request and response objects and the
-//! core's `http` types. Header values travel as byte strings (one char per
-//! byte), as the Fetch standard defines them, so no byte is lost or
-//! mangled; bodies are handed over as streams, never read.
+//! core's `http` types; bodies are handed over as streams, never read.
 //!
 //! Every call from wasm into JavaScript costs more than the copying it
 //! does, so each conversion is one call into a small JavaScript helper
-//! (below) that moves a whole head, headers included, as one string:
-//! "line\nline\n...", with a line each for the method or status, the URL,
-//! then every header name and value. Neither can hold a line feed.
+//! (below) that moves a whole head, headers included, as one string (its
+//! text, and what it means, is `platform::head`).
 //!
 //! A message the runtime handed over keeps its runtime headers object (in
 //! the `http` extensions, which the core passes along untouched). When the
 //! core sends it on (the client's request upstream, the upstream's
-//! response to the client), only the headers it changed cross back:
-//! "d\nname" to delete, "s\nname\nvalue" to set, "a\nname\nvalue" to
-//! append, applied to a copy the runtime makes natively.
+//! response to the client), only the headers it changed cross back,
+//! applied to a copy the runtime makes natively.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use http::{HeaderMap, Method, StatusCode, Uri};
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
@@ -26,6 +22,7 @@ use web_sys::ReadableStream;
 use super::settle::{self, Settled};
 use crate::body::Body;
 use crate::platform::RequestBodyLimit;
+use crate::platform::head::{parse_headers, push_changes, push_headers, push_uri, split_head};
 
 #[wasm_bindgen(inline_js = r#"
 function newHeaders(lines, from) {
@@ -206,23 +203,6 @@ struct Socket(JsValue);
 unsafe impl Send for Socket {}
 unsafe impl Sync for Socket {}
 
-/// A header value's bytes from the runtime's text: one char per byte, and
-/// `?` for a char no byte stands for.
-fn value_bytes(text: &str) -> impl Iterator<Item = u8> + '_ {
-    text.chars()
-        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-}
-
-fn string_bytes(text: &str) -> Vec<u8> {
-    value_bytes(text).collect()
-}
-
-/// Whether a header value as the runtime gave it is, as the core read it,
-/// `value`.
-fn same_value(text: &str, value: &HeaderValue) -> bool {
-    value_bytes(text).eq(value.as_bytes().iter().copied())
-}
-
 /// The runtime's headers a message arrived with, and their head text
 /// ("name\nvalue\n" lines) as the core got them.
 #[derive(Clone)]
@@ -237,113 +217,6 @@ struct Arrived {
 unsafe impl Send for Arrived {}
 unsafe impl Sync for Arrived {}
 
-impl Arrived {
-    /// Every (name, value) line, in the runtime's order.
-    fn lines(&self) -> impl Iterator<Item = (&str, &str)> {
-        let text = std::str::from_utf8(&self.head).unwrap_or_default();
-        let mut lines = text.split('\n');
-        std::iter::from_fn(move || Some((lines.next()?, lines.next()?)))
-    }
-}
-
-/// A head as one shared buffer: its first `N` lines, and the lines after
-/// them (the headers). Nothing is copied.
-fn split_head<const N: usize>(head: String) -> ([Bytes; N], Bytes) {
-    let head = Bytes::from(head.into_bytes());
-    let mut at = 0;
-    let first = std::array::from_fn(|_| {
-        let rest = head.get(at..).unwrap_or_default();
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(head.len(), |n| at + n);
-        let line = head.slice(at..end);
-        at = (end + 1).min(head.len());
-        line
-    });
-    (first, head.slice(at..))
-}
-
-/// Headers from "name\nvalue\n" lines. Values point into the lines'
-/// buffer where they are ASCII (nearly always), so no value is copied;
-/// a header whose name or value is not valid is left out (and so removed
-/// when the message is sent on, as if the core had dropped it).
-fn parse_headers(head: &Bytes) -> HeaderMap {
-    let lines = head.iter().filter(|&&b| b == b'\n').count();
-    let mut map = HeaderMap::with_capacity(lines / 2);
-    let mut at = 0;
-    let mut next_line = || {
-        let rest = head.get(at..)?;
-        let end = at + rest.iter().position(|&b| b == b'\n')?;
-        let line = at..end;
-        at = end + 1;
-        Some(line)
-    };
-    while let (Some(name), Some(value)) = (next_line(), next_line()) {
-        let name = head
-            .get(name)
-            .and_then(|name| HeaderName::from_bytes(name).ok());
-        let raw = head.get(value.clone()).unwrap_or_default();
-        let value = if raw.is_ascii() {
-            HeaderValue::from_maybe_shared(head.slice(value)).ok()
-        } else {
-            std::str::from_utf8(raw)
-                .ok()
-                .and_then(|text| HeaderValue::from_bytes(&string_bytes(text)).ok())
-        };
-        if let (Some(name), Some(value)) = (name, value) {
-            map.append(name, value);
-        }
-    }
-    map
-}
-
-fn push_value(out: &mut String, value: &HeaderValue) {
-    out.extend(value.as_bytes().iter().map(|&b| char::from(b)));
-}
-
-/// The changes that turn `arrived` into `now`, as "d", "s" and "a" lines.
-fn push_changes(out: &mut String, arrived: &Arrived, now: &HeaderMap) {
-    let mut previous = None;
-    for (name, _) in arrived.lines() {
-        // A name's values are consecutive lines (`Set-Cookie` has several).
-        if previous == Some(name) {
-            continue;
-        }
-        previous = Some(name);
-        if !now.contains_key(name) {
-            out.push_str("d\n");
-            out.push_str(name);
-            out.push('\n');
-        }
-    }
-    for name in now.keys() {
-        let values = now.get_all(name);
-        let mut had = arrived
-            .lines()
-            .filter(|(had, _)| *had == name.as_str())
-            .map(|(_, value)| value);
-        let mut has = values.iter();
-        let unchanged = loop {
-            match (has.next(), had.next()) {
-                (None, None) => break true,
-                (Some(value), Some(text)) if same_value(text, value) => {}
-                _ => break false,
-            }
-        };
-        if unchanged {
-            continue;
-        }
-        for (index, value) in values.iter().enumerate() {
-            out.push_str(if index == 0 { "s\n" } else { "a\n" });
-            out.push_str(name.as_str());
-            out.push('\n');
-            push_value(out, value);
-            out.push('\n');
-        }
-    }
-}
-
 /// The head lines for `headers`: only the changes when the message came
 /// from the runtime (with what it arrived with), else every header.
 fn push_headers_or_changes(
@@ -353,23 +226,13 @@ fn push_headers_or_changes(
 ) -> JsValue {
     match extensions.get::<Arrived>() {
         Some(arrived) => {
-            push_changes(head, arrived, headers);
+            push_changes(head, &arrived.head, headers);
             arrived.headers.clone().into()
         }
         None => {
             push_headers(head, headers);
             JsValue::UNDEFINED
         }
-    }
-}
-
-/// Append "name\nvalue\n" lines for every header.
-fn push_headers(head: &mut String, map: &HeaderMap) {
-    for (name, value) in map {
-        head.push_str(name.as_str());
-        head.push('\n');
-        push_value(head, value);
-        head.push('\n');
     }
 }
 
@@ -401,23 +264,6 @@ pub fn inbound_request(
         head,
     });
     Ok(inbound)
-}
-
-/// Write an absolute URI as `Uri`'s `Display` would, without the
-/// formatting machinery.
-fn push_uri(out: &mut String, uri: &Uri) {
-    if let Some(scheme) = uri.scheme_str() {
-        out.push_str(scheme);
-        out.push_str("://");
-    }
-    if let Some(authority) = uri.authority() {
-        out.push_str(authority.as_str());
-    }
-    out.push_str(uri.path());
-    if let Some(query) = uri.query() {
-        out.push('?');
-        out.push_str(query);
-    }
 }
 
 /// Send the core's upstream request (redirects not followed); the
