@@ -25,7 +25,11 @@ WORKER_BUILD_VERSION := 0.8.7
 # The wasm-bindgen CLI must equal the wasm-bindgen library in Cargo.lock.
 WASM_BINDGEN_VERSION := $(shell awk '/^name = "wasm-bindgen"$$/ { getline; gsub(/version = |"/, ""); print }' Cargo.lock)
 
+# The fixed-rate load generator of `make bench` (not needed by make test).
+OHA_VERSION := 1.15.0
+
 WORKER_BUILD_DIR := $(PORTICO_TOOLS_CACHE)/worker-build-$(WORKER_BUILD_VERSION)
+OHA_DIR := $(PORTICO_TOOLS_CACHE)/oha-$(OHA_VERSION)
 WASM_BINDGEN_DIR := $(PORTICO_TOOLS_CACHE)/wasm-bindgen-cli-$(WASM_BINDGEN_VERSION)
 export PATH := $(WORKER_BUILD_DIR)/bin:$(HOME)/.cargo/bin:$(PATH)
 # worker-build would download these; point it at the pinned local copies.
@@ -33,6 +37,7 @@ export WASM_BINDGEN_BIN := $(WASM_BINDGEN_DIR)/bin/wasm-bindgen
 export ESBUILD_BIN := $(ROOT)/node_modules/.bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
+export OHA_BIN := $(OHA_DIR)/bin/oha
 
 WORKER_SOURCES := $(shell find src -name '*.rs') src/platform/workers/shim.mjs Cargo.toml Cargo.lock
 WORKER := build/worker/shim.mjs
@@ -75,6 +80,11 @@ $(WASM_BINDGEN_DIR)/.installed:
 	@test -n "$(WASM_BINDGEN_VERSION)" || { echo "wasm-bindgen not found in Cargo.lock" >&2; exit 1; }
 	@echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) into $(WASM_BINDGEN_DIR) (a few minutes, once per machine)"
 	cargo install --quiet --root $(WASM_BINDGEN_DIR) wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --force
+	@touch $@
+
+$(OHA_DIR)/.installed:
+	@echo "installing oha $(OHA_VERSION) into $(OHA_DIR) (a few minutes, once per machine)"
+	cargo install --quiet --root $(OHA_DIR) oha --version $(OHA_VERSION) --locked --force
 	@touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -127,7 +137,7 @@ dev: setup worker cli
 
 ## Benchmarks (not part of make test) -------------------------------------
 
-bench: setup worker cli wasm-bench
+bench: setup worker cli wasm-bench $(OHA_DIR)/.installed
 	@mkdir -p target/bench
 	@command -v wrk >/dev/null || { echo "installing wrk (Debian package)"; (apt-get install -y wrk || sudo apt-get install -y wrk); }
 	cargo bench --bench gateway

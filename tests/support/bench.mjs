@@ -11,8 +11,13 @@
 // interleaved with the other targets' runs so that drift in the machine's speed
 // reaches them all alike.
 //
+// The cache hit, the pass-through and the static Worker are also measured
+// at a fixed request rate with oha (open loop), for their latency under
+// the same offered load.
+//
 //   node tests/support/bench.mjs [--seconds 10] [--runs 3] [--connections 32]
 //                                [--only passthrough,portico-route] [--pace-ms 25]
+//                                [--rate 800]
 
 import { execFile, execFileSync } from "node:child_process";
 import fs from "node:fs";
@@ -43,6 +48,14 @@ fs.mkdirSync(OUT, { recursive: true });
 const PACE_MS = Number(option("--pace-ms", "25"));
 const PACED = path.join(OUT, "paced.lua");
 fs.writeFileSync(PACED, `function delay()\n  return ${PACE_MS}\nend\n`);
+
+// The fixed-rate runs: oha sends this many requests per second in all,
+// whatever the answers do, and counts each latency from when its request
+// was due (--latency-correction), so a stall shows in the tail rather than
+// slowing the load down (coordinated omission); every target gets exactly
+// the same offered load. `make bench` installs the pinned oha.
+const RATE = Number(option("--rate", "800"));
+const OHA = process.env.OHA_BIN || "oha";
 
 // The CPU time of a target's workerd process per request served: on
 // these runs the isolate's thread, not the machine, is what saturates, so
@@ -96,6 +109,30 @@ async function wrk(url, seconds, headers = [], script = null) {
   };
 }
 
+async function oha(url, seconds, headers = []) {
+  const headerArgs = headers.flatMap(([name, value]) => ["-H", `${name}: ${value}`]);
+  const { stdout } = await promisify(execFile)(
+    OHA,
+    ["-z", `${seconds}s`, "-w", "-q", String(RATE), "-c", String(CONNECTIONS), "--latency-correction", "--no-tui", "--output-format", "json", ...headerArgs, url],
+    { encoding: "utf8", maxBuffer: 1 << 24 },
+  );
+  const report = JSON.parse(stdout);
+  const ms = (p) => Number(report.latencyPercentiles?.[p]) * 1000;
+  const answered = Object.values(report.statusCodeDistribution ?? {}).reduce((sum, n) => sum + n, 0);
+  const ok = report.statusCodeDistribution?.["200"] ?? 0;
+  const failed = Object.values(report.errorDistribution ?? {}).reduce((sum, n) => sum + n, 0);
+  return { rps: report.summary.requestsPerSec, p50: ms("p50"), p99: ms("p99"), p999: ms("p99.9"), errors: answered - ok + failed };
+}
+
+function ohaMissing() {
+  try {
+    execFileSync(OHA, ["--version"], { stdio: "ignore" });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 /** The summary of one target's runs: medians, and the range of req/s. */
@@ -139,9 +176,38 @@ async function measureAll(specs, script = null) {
   return chosen.map((spec) => summary(spec.name, runs.get(spec.name)));
 }
 
+/** As `measureAll`, at the fixed rate: medians of the runs' percentiles. */
+async function measureFixed(specs) {
+  const chosen = specs.filter((spec) => ONLY.length === 0 || ONLY.includes(spec.name));
+  const runs = new Map(chosen.map((spec) => [spec.name, []]));
+  for (let i = 0; i < RUNS; i += 1) {
+    for (const spec of chosen) {
+      // Warmed at the same rate: a saturating warm-up just before would
+      // leave the run its garbage to collect.
+      await oha(spec.url, i === 0 ? 2 : 1, spec.headers);
+      runs.get(spec.name).push(await oha(spec.url, SECONDS, spec.headers));
+    }
+  }
+  return chosen.map((spec) => {
+    const all = runs.get(spec.name);
+    const result = {
+      name: spec.name,
+      rps: median(all.map((r) => r.rps)),
+      p50: median(all.map((r) => r.p50)),
+      p99: median(all.map((r) => r.p99)),
+      p99s: all.map((r) => r.p99),
+      p999: median(all.map((r) => r.p999)),
+      errors: all.reduce((sum, r) => sum + r.errors, 0),
+    };
+    console.error(`fixed ${RATE}/s ${spec.name}: p50 ${result.p50.toFixed(2)} ms, p99 ${result.p99.toFixed(2)} ms (${result.p99s.map((p) => p.toFixed(1)).join(", ")}), p99.9 ${result.p999.toFixed(2)} ms, errors ${result.errors}`);
+    return result;
+  });
+}
+
 const origin = await startOrigin();
 const results = [];
 const paced = [];
+const fixed = [];
 const running = [];
 try {
   // Every target runs from the start (an idle isolate costs no CPU), so
@@ -188,6 +254,13 @@ try {
     PACED,
   );
   paced.push(...pacedRuns.map(({ name, rps, p50, p99 }) => ({ name, rps, p50, p99 })));
+  if (ohaMissing()) {
+    console.error(`no ${OHA}: the fixed-rate runs are left out (make bench installs it)`);
+  } else {
+    fixed.push(
+      ...(await measureFixed(["direct", "passthrough", "static", "js-cache-hit", "portico-cache-hit"].map((name) => byTarget[name]).filter(Boolean))),
+    );
+  }
 } finally {
   for (const target of running) await target.stop();
   origin.stop();
@@ -239,7 +312,22 @@ if (pacedResults.length > 0) {
     ...pacedResults.map((r) => `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${ratio(r.p99, pacedPassthrough?.p99)} |`),
   );
 }
+const fixedPassthrough = fixed.find((r) => r.name === "passthrough");
+if (fixed.length > 0) {
+  lines.push(
+    "",
+    `Fixed rate: oha sends ${RATE} requests per second in all over ${CONNECTIONS} connections (open loop), each latency counted from when its request was due; ${RUNS} runs of ${SECONDS} s, interleaved, medians (p99 of each run in brackets).`,
+    "",
+    "| target | req/s | p50 ms | p99 ms | p99.9 ms | p50 vs passthrough | p99 vs passthrough | errors |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ...fixed.map(
+      (r) =>
+        `| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} (${r.p99s.map((p) => p.toFixed(1)).join(", ")}) | ${r.p999.toFixed(2)} | ${ratio(r.p50, fixedPassthrough?.p50)} | ${ratio(r.p99, fixedPassthrough?.p99)} | ${r.errors} |`,
+    ),
+  );
+}
 const report = lines.join("\n");
 fs.writeFileSync(path.join(OUT, "report.md"), `${report}\n`);
 fs.writeFileSync(path.join(OUT, "results.json"), JSON.stringify(results, null, 2));
+fs.writeFileSync(path.join(OUT, "fixed-rate.json"), JSON.stringify(fixed, null, 2));
 console.log(report);
