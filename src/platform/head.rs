@@ -161,6 +161,8 @@ pub fn push_uri(out: &mut String, uri: &Uri) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     /// Apply "d"/"s"/"a" lines to (name, value) pairs as the JavaScript
@@ -301,6 +303,76 @@ mod tests {
             "unchanged latin1 value not sent: {out}"
         );
         assert_eq!(apply(&arrived, &out), sorted(&now));
+    }
+
+    /// A header edit the core might make.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Remove(&'static str),
+        Insert(&'static str, String),
+        Append(&'static str, String),
+    }
+
+    fn name() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec!["a", "b", "content-type", "set-cookie", "x-y"])
+    }
+
+    /// Values as the runtime hands them over (one char per byte, so up to
+    /// U+00FF), with the odd control char no header value may hold.
+    fn value() -> impl Strategy<Value = String> {
+        "[ -~\u{80}-\u{ff}\t\u{1}]{0,6}"
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        prop_oneof![
+            name().prop_map(Edit::Remove),
+            (name(), "[ -~\u{80}-\u{ff}]{0,6}").prop_map(|(n, v)| Edit::Insert(n, v)),
+            (name(), "[ -~\u{80}-\u{ff}]{0,6}").prop_map(|(n, v)| Edit::Append(n, v)),
+        ]
+    }
+
+    fn latin1(value: &str) -> HeaderValue {
+        let bytes: Vec<u8> = value_bytes(value).collect();
+        HeaderValue::from_bytes(&bytes).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Whatever arrived and whatever the core did to it, the change
+        /// lines applied as the JavaScript helper applies them give exactly
+        /// the core's headers; no input makes the parser panic.
+        #[test]
+        fn the_change_lines_always_rebuild_the_cores_headers(
+            arrived in prop::collection::vec((name(), value()), 0..8),
+            edits in prop::collection::vec(edit(), 0..6),
+        ) {
+            // The runtime lists names in order, each once, but for
+            // `Set-Cookie`, whose values come one line each.
+            let mut arrived = arrived;
+            arrived.sort_by(|a, b| a.0.cmp(b.0));
+            let mut seen = Vec::new();
+            arrived.retain(|(n, _)| *n == "set-cookie" || if seen.contains(n) { false } else { seen.push(*n); true });
+            let arrived: Vec<(&str, &str)> = arrived.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            let lines = lines_of(&arrived);
+            let mut now = parse_headers(&lines);
+            for edit in edits {
+                match edit {
+                    Edit::Remove(n) => { now.remove(n); }
+                    Edit::Insert(n, v) => { now.insert(n, latin1(&v)); }
+                    Edit::Append(n, v) => { now.append(n, latin1(&v)); }
+                }
+            }
+            let mut out = String::new();
+            push_changes(&mut out, &lines, &now);
+            prop_assert_eq!(apply(&arrived, &out), sorted(&now));
+        }
+
+        #[test]
+        fn any_text_parses_without_a_panic(text in "(?s).{0,64}") {
+            let ([_first, _second], rest) = split_head::<2>(text);
+            let _ = parse_headers(&rest);
+        }
     }
 
     #[test]
