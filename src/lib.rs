@@ -25,8 +25,9 @@
 //! - [`platform`]: the seam to the runtime (clock, KV, fetch and bodies,
 //!   response cache, background work, log and metrics sinks, randomness,
 //!   secrets, rate-limit objects) with a Workers adapter and an in-memory
-//!   one for tests, and the executor each request's future runs on in a
-//!   Worker (`platform::task`).
+//!   one for tests, the executor each request's future runs on in a
+//!   Worker (`platform::task`), and the head text a Worker's messages
+//!   cross the JavaScript boundary as (`platform::head`).
 //! - [`admin`]: the operators' API under `/__portico/` (off by default).
 //! - [`cli`] (native only): the `portico` command for operators.
 //!
