@@ -5,12 +5,12 @@
 #   make test   install what is missing and run every check and test,
 #               end-to-end tests on workerd included
 #
-# Every tool is pinned. The Rust tools (worker-build, the wasm-bindgen CLI)
-# are compiled once per machine and version into a per-user cache
-# ($(PORTICO_TOOLS_CACHE), one directory per tool and version), so a fresh
-# clone on a machine that built them before does not compile them again;
-# npm packages go into node_modules/. Both commands work on a fresh machine
-# and cost nothing extra on the next run.
+# Every tool is pinned. The Rust tools (worker-build, the wasm-bindgen CLI,
+# and oha for make bench) are compiled once per machine and version into a
+# per-user cache ($(PORTICO_TOOLS_CACHE), one directory per tool and
+# version), so a fresh clone on a machine that built them before does not
+# compile them again; npm packages go into node_modules/. Both commands work
+# on a fresh machine and cost nothing extra on the next run.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
